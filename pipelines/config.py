@@ -1,0 +1,103 @@
+"""Typed, frozen configuration of the nightly pipeline and where each step writes.
+
+Every step writes only its own partition, ``<workdir>/runs/<run_date>/<step>/``, so a rerun for
+the same date overwrites its own outputs and nothing else. Trained models live in
+``<workdir>/models/<version>/``; the version is derived from the run date and the training
+config, so a rerun of the same night produces the same version id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from recsys.model import TwoTowerConfig
+
+STEPS = ("ingest", "frame_features", "text_features", "dataset", "train", "evaluate", "publish")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    source: Path
+    """Data-contract folder: videos, comments, events as .csv or .parquet."""
+    workdir: Path
+    """Where partitions, caches and model versions are written."""
+    namespace: str = "demo"
+    """Redis namespace: keys are vidrec:{namespace}:..."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    image_encoder: str = "efficientnet-lite0"
+    text_encoder: str = "all-minilm-l6-v2"
+    frames_per_video: int = 4
+    """Frames sampled (by seeking) per video, spread uniformly over its length."""
+    min_decoded_fraction: float = 0.5
+    """A file that decodes fewer of its sampled frames than this is quarantined."""
+    max_comments_per_video: int = 20
+    max_comment_chars: int = 500
+    torch_threads: int | None = None
+    test_fraction: float = 0.2
+    """Global time split: events in the last test_fraction of timestamps are held out."""
+    topk: int = 100
+    """Length of each user's published list."""
+    popular_window_days: int = 28
+    ttl_seconds: int = 3 * 86400
+    """Versioned keys expire after this (2-3x the nightly refresh), so a failed night leaves the previous lists."""
+    model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.frames_per_video <= 0 or self.topk <= 0 or self.ttl_seconds <= 0:
+            raise ValueError("frames_per_video, topk and ttl_seconds must be positive")
+
+    def partition(self, run_date: str, step: str) -> Path:
+        if step not in STEPS:
+            raise ValueError(f"unknown step {step!r}; steps are {STEPS}")
+        return self.workdir / "runs" / parse_run_date(run_date).isoformat() / step
+
+    def model_version(self, run_date: str) -> str:
+        digest = hashlib.sha256(json.dumps(asdict(self.model), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{parse_run_date(run_date).strftime('%Y%m%d')}-{digest}"
+
+    def model_dir(self, version: str) -> Path:
+        return self.workdir / "models" / version
+
+
+def parse_run_date(run_date: str) -> dt.date:
+    """The run date as a date; tasks take it explicitly and never read the clock."""
+    try:
+        return dt.date.fromisoformat(str(run_date)[:10])
+    except ValueError as exc:
+        raise ValueError(f"run date must be YYYY-MM-DD, got {run_date!r}") from exc
+
+
+def run_date_end_epoch_s(run_date: str) -> int:
+    """End of the run date (exclusive), UTC epoch seconds: events at or after it are not yet known."""
+    day = parse_run_date(run_date) + dt.timedelta(days=1)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)))
+
+
+def write_parquet(path: Path, df: object) -> None:
+    atomic_write(path, lambda p: df.to_parquet(p, index=False))  # type: ignore[attr-defined]

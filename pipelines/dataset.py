@@ -1,0 +1,122 @@
+"""dataset: the item/user vocabularies, content arrays aligned to them, and the time split.
+
+Every valid video is in the item vocabulary, watched or not (cold videos are scored from content).
+Every user with an event is in the user vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines import frame_features, ingest, text_features
+from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
+from recsys.model import ItemContent
+from recsys.split import Split, global_time_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    items: list[str]
+    users: list[str]
+    content: ItemContent
+    events: pd.DataFrame  # all known events, with user_idx and item_idx
+    split: Split
+
+    @property
+    def item_index(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.items)}
+
+
+def _stack(col: pd.Series, dim: int) -> np.ndarray:
+    return np.stack([np.asarray(v, np.float32) for v in col]) if len(col) else np.zeros((0, dim), np.float32)
+
+
+def build_content(items: list[str], frames: pd.DataFrame, texts: pd.DataFrame, visual_dim: int, text_dim: int) -> ItemContent:
+    """Align per-video features to the item order; absent modalities are zero rows with mask 0."""
+    pos = {v: i for i, v in enumerate(items)}
+    n = len(items)
+    visual, visual_mask = np.zeros((n, visual_dim), np.float32), np.zeros(n, np.float32)
+    frames = frames[frames["video_id"].isin(pos)]
+    if len(frames):
+        rows = frames["video_id"].map(pos).to_numpy()
+        visual[rows] = _stack(frames["embedding"], visual_dim)
+        visual_mask[rows] = 1.0
+    caption, comments = np.zeros((n, text_dim), np.float32), np.zeros((n, text_dim), np.float32)
+    caption_mask, comments_mask = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    texts = texts[texts["video_id"].isin(pos)]
+    if len(texts):
+        rows = texts["video_id"].map(pos).to_numpy()
+        caption[rows] = _stack(texts["caption_embedding"], text_dim)
+        comments[rows] = _stack(texts["comments_embedding"], text_dim)
+        caption_mask[rows] = texts["has_caption"].to_numpy(np.float32)
+        comments_mask[rows] = texts["has_comments"].to_numpy(np.float32)
+    return ItemContent(visual, visual_mask, caption, caption_mask, comments, comments_mask)
+
+
+def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    src = ingest.load(cfg, run_date)
+    frames = frame_features.load(cfg, run_date)
+    texts = text_features.load(cfg, run_date)
+    items = sorted(src.videos["video_id"])
+    users = sorted(src.events["user_id"].unique())
+    visual_dim = len(frames["embedding"].iloc[0]) if len(frames) else 1
+    text_dim = len(texts["caption_embedding"].iloc[0]) if len(texts) else 1
+    content = build_content(items, frames, texts, visual_dim, text_dim)
+    ipos, upos = {v: i for i, v in enumerate(items)}, {u: i for i, u in enumerate(users)}
+    events = src.events.assign(
+        item_idx=src.events["video_id"].map(ipos).astype("int32"),
+        user_idx=src.events["user_id"].map(upos).astype("int32"),
+    )
+    split = global_time_split(events, cfg.test_fraction)
+
+    out = cfg.partition(run_date, "dataset")
+    write_json(out / "items.json", items)
+    write_json(out / "users.json", users)
+    atomic_write(
+        out / "content.npz",
+        lambda p: np.savez(p.open("wb"), **{f: getattr(content, f) for f in content.__dataclass_fields__}),
+    )
+    write_parquet(out / "events.parquet", events)
+    summary = {
+        **split.describe(),
+        "items": len(items),
+        "users": len(users),
+        "items_with_visual": int(content.visual_mask.sum()),
+        "items_with_caption": int(content.caption_mask.sum()),
+        "items_with_comments": int(content.comments_mask.sum()),
+    }
+    write_json(out / "split.json", summary)
+    log.info("dataset %s: %s", run_date, summary)
+    return summary
+
+
+def load(cfg: PipelineConfig, run_date: str) -> Dataset:
+    out: Path = cfg.partition(run_date, "dataset")
+    if not (out / "split.json").exists():
+        raise FileNotFoundError(f"no dataset for {run_date} under {out}; run the dataset step first")
+    with np.load(out / "content.npz") as z:
+        content = ItemContent(**{k: z[k] for k in z.files})
+    events = pd.read_parquet(out / "events.parquet")
+    meta = json.loads((out / "split.json").read_text())
+    cutoff = int(meta["cutoff_ts"])
+    split = Split(
+        meta["protocol"],
+        events[events["ts"] < cutoff].reset_index(drop=True),
+        events[events["ts"] >= cutoff].reset_index(drop=True),
+        cutoff,
+    )
+    return Dataset(
+        items=json.loads((out / "items.json").read_text()),
+        users=json.loads((out / "users.json").read_text()),
+        content=content,
+        events=events,
+        split=split,
+    )

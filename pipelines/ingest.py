@@ -1,0 +1,75 @@
+"""ingest: read the three contract tables, validate them, quarantine bad rows, write one partition."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json, write_parquet
+from recsys.contract import REQUIRED_COLUMNS, ValidatedSource, validate_source
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """The data source cannot be read at all (missing folder or table, unreadable file)."""
+
+
+def read_table(source: Path, name: str) -> pd.DataFrame:
+    """Read ``name``.parquet or ``name``.csv from a data-contract folder; ids are kept as strings."""
+    parquet, csv = source / f"{name}.parquet", source / f"{name}.csv"
+    try:
+        if parquet.exists():
+            return pd.read_parquet(parquet)
+        if csv.exists():
+            id_cols = {c: str for c in ("video_id", "user_id", "comment_id")}
+            return pd.read_csv(csv, dtype=id_cols, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # pandas raises many types for unreadable files
+        raise SourceError(f"cannot read {name} table in {source}: {exc}") from exc
+    if name == "comments":  # comments are optional: a source without them is valid
+        return pd.DataFrame(columns=list(REQUIRED_COLUMNS["comments"]))
+    raise SourceError(f"no {name}.csv or {name}.parquet in {source}")
+
+
+def ingest_tables(videos: pd.DataFrame, comments: pd.DataFrame, events: pd.DataFrame, source: Path, end_epoch_s: int) -> ValidatedSource:
+    """Validate; resolve media paths against the source folder; keep events known by the run date."""
+    validated = validate_source(videos, comments, events)
+    v = validated.videos.copy()
+    v["media_file"] = v["media_path"].map(lambda p: str((source / p).resolve()) if p else "")
+    e = validated.events[validated.events["ts"] < end_epoch_s].reset_index(drop=True)
+    return ValidatedSource(videos=v, comments=validated.comments, events=e, quarantine=validated.quarantine)
+
+
+def run(cfg: PipelineConfig, run_date: str) -> dict[str, int]:
+    if not cfg.source.is_dir():
+        raise SourceError(f"data source {cfg.source} is not a folder")
+    tables = {name: read_table(cfg.source, name) for name in ("videos", "comments", "events")}
+    result = ingest_tables(
+        tables["videos"], tables["comments"], tables["events"], cfg.source.resolve(), run_date_end_epoch_s(run_date)
+    )
+    out = cfg.partition(run_date, "ingest")
+    write_parquet(out / "videos.parquet", result.videos)
+    write_parquet(out / "comments.parquet", result.comments)
+    write_parquet(out / "events.parquet", result.events)
+    write_parquet(out / "quarantine.parquet", result.quarantine.astype(str))
+    summary = result.summary()
+    write_json(out / "summary.json", summary)
+    for _, row in result.quarantine.iterrows():
+        log.warning("quarantined %s row %s (%s): %s", row["table"], row["row"], row["key"], row["reason"])
+    log.info("ingest %s: %s", run_date, summary)
+    return summary
+
+
+def load(cfg: PipelineConfig, run_date: str) -> ValidatedSource:
+    """The ingest partition of a run date, as written by ``run``."""
+    part = cfg.partition(run_date, "ingest")
+    if not (part / "summary.json").exists():
+        raise FileNotFoundError(f"no ingest output for {run_date} under {part}; run the ingest step first")
+    return ValidatedSource(
+        videos=pd.read_parquet(part / "videos.parquet"),
+        comments=pd.read_parquet(part / "comments.parquet"),
+        events=pd.read_parquet(part / "events.parquet"),
+        quarantine=pd.read_parquet(part / "quarantine.parquet"),
+    )

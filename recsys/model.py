@@ -1,0 +1,324 @@
+"""The two-tower retrieval model (TensorFlow Recommenders) and its training examples.
+
+Item tower: video-id embedding (with id dropout, so a cold video leans on content) + projected
+visual embedding + projected caption embedding + projected comments embedding, each content
+modality multiplied by its presence mask, fused by concatenation, L2-normalised.
+
+User tower: the user's last ``max_history`` watched videos, each encoded by the shared item
+tower and mean-pooled over the real (unpadded) positions, plus a user-id embedding, L2-normalised.
+
+Loss: ``tfrs.tasks.Retrieval`` in-batch softmax with temperature, logQ correction from item
+frequency and accidental-hit removal by item id.
+
+TensorFlow is imported inside functions; ``ensure_keras2()`` sets ``TF_USE_LEGACY_KERAS=1``
+before the first import, since TFRS needs Keras 2 (tf-keras).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FUSIONS = ("concat",)
+
+
+def ensure_keras2() -> None:
+    """Make ``import tensorflow`` give tf-keras (Keras 2); must run before TF's first import."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ["TF_USE_LEGACY_KERAS"] != "1":
+        raise RuntimeError("TF_USE_LEGACY_KERAS must be 1: TensorFlow Recommenders refuses Keras 3")
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    embedding_dim: int = 64
+    id_dim: int = 32
+    hidden_dim: int = 128
+    max_history: int = 20
+    use_user_id: bool = True
+    fusion: str = "concat"
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 0.003
+    temperature: float = 0.1
+    logq_correction: bool = True
+    id_dropout: float = 0.1
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        for name in ("embedding_dim", "id_dim", "hidden_dim", "max_history", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    """Per-item content aligned to the item vocabulary (row i is item index i).
+
+    visual: [n_items, d_visual]; caption: [n_items, d_text]; comments: [n_items, d_text];
+    each *_mask: [n_items] float32, 1.0 where the modality is present.
+    """
+
+    visual: np.ndarray
+    visual_mask: np.ndarray
+    caption: np.ndarray
+    caption_mask: np.ndarray
+    comments: np.ndarray
+    comments_mask: np.ndarray
+
+    @property
+    def num_items(self) -> int:
+        return len(self.visual)
+
+    def padded(self) -> ItemContent:
+        """One extra all-zero, masked row at index ``num_items``: the history padding item."""
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)]).astype(np.float32)
+
+        return ItemContent(*(pad(getattr(self, f)) for f in self.__dataclass_fields__))
+
+
+def history_windows(
+    user_idx: np.ndarray, item_idx: np.ndarray, ts: np.ndarray, max_history: int, pad_index: int
+) -> np.ndarray:
+    """For each event, the items the same user watched strictly before it (most recent last).
+
+    Inputs are parallel [n_events] arrays. Returns [n_events, max_history] int32, left-padded
+    with ``pad_index``. The event's own item is never in its history (no target leakage); events
+    with equal timestamps are ordered by their position in the input.
+    """
+    order = np.lexsort((np.arange(len(ts)), ts, user_idx))
+    out = np.full((len(ts), max_history), pad_index, dtype=np.int32)
+    users_sorted = user_idx[order]
+    items_sorted = item_idx[order]
+    boundaries = np.flatnonzero(np.diff(users_sorted)) + 1
+    for seg_start, seg_end in zip(
+        np.concatenate([[0], boundaries]), np.concatenate([boundaries, [len(order)]]), strict=True
+    ):
+        seq = items_sorted[seg_start:seg_end]
+        for j in range(len(seq)):
+            hist = seq[max(0, j - max_history) : j]
+            if len(hist):
+                out[order[seg_start + j], max_history - len(hist) :] = hist
+    return out
+
+
+def last_history(
+    user_idx: np.ndarray, item_idx: np.ndarray, ts: np.ndarray, num_users: int, max_history: int, pad_index: int
+) -> np.ndarray:
+    """[num_users, max_history] int32: each user's last ``max_history`` items, left-padded."""
+    order = np.lexsort((np.arange(len(ts)), ts, user_idx))
+    out = np.full((num_users, max_history), pad_index, dtype=np.int32)
+    u_sorted, i_sorted = user_idx[order], item_idx[order]
+    boundaries = np.flatnonzero(np.diff(u_sorted)) + 1
+    starts = np.concatenate([[0], boundaries]).astype(int)
+    ends = np.concatenate([boundaries, [len(order)]]).astype(int)
+    for s, e in zip(starts, ends, strict=True):
+        if e > s:
+            hist = i_sorted[max(s, e - max_history) : e]
+            out[u_sorted[s], max_history - len(hist) :] = hist
+    return out
+
+
+def build_towers(cfg: TwoTowerConfig, content: ItemContent, num_users: int) -> tuple[Any, Any]:
+    """(item_tower, user_tower) as Keras models.
+
+    item_tower(item_idx: [b] int32) -> [b, embedding_dim]
+    user_tower({"history": [b, max_history] int32, "user": [b] int32}) -> [b, embedding_dim]
+    Index ``content.num_items`` is the padding item; user index ``num_users`` the unknown user.
+    """
+    ensure_keras2()
+    import tensorflow as tf
+
+    padded = content.padded()
+    pad_index = content.num_items
+
+    class ItemTower(tf.keras.Model):
+        def __init__(self) -> None:
+            super().__init__(name="item_tower")
+            self.tables = {
+                name: tf.constant(getattr(padded, name))
+                for name in ("visual", "visual_mask", "caption", "caption_mask", "comments", "comments_mask")
+            }
+            self.id_embedding = tf.keras.layers.Embedding(pad_index + 1, cfg.id_dim, name="video_id")
+            self.projections = {
+                m: tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name=f"{m}_proj")
+                for m in ("visual", "caption", "comments")
+            }
+            self.fuse = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="fuse")
+            self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="item_out")
+
+        def call(self, item_idx: Any, training: bool = False) -> Any:
+            item_idx = tf.cast(item_idx, tf.int32)
+            ids = self.id_embedding(item_idx)
+            if training and cfg.id_dropout > 0:
+                # Drop whole id vectors, so the tower learns to score a video from content alone.
+                keep = tf.cast(tf.random.uniform(tf.shape(item_idx)) >= cfg.id_dropout, ids.dtype)
+                ids = ids * keep[:, None]
+            parts, masks = [ids], []
+            for m in ("visual", "caption", "comments"):
+                mask = tf.gather(self.tables[f"{m}_mask"], item_idx)[:, None]
+                parts.append(self.projections[m](tf.gather(self.tables[m], item_idx)) * mask)
+                masks.append(mask)
+            x = self.fuse(tf.concat(parts + masks, axis=-1))
+            return tf.math.l2_normalize(self.out(x), axis=-1)
+
+    class UserTower(tf.keras.Model):
+        def __init__(self, item_tower: ItemTower) -> None:
+            super().__init__(name="user_tower")
+            self.item_tower = item_tower
+            self.user_embedding = tf.keras.layers.Embedding(num_users + 1, cfg.id_dim, name="user_id")
+            self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="user_hidden")
+            self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="user_out")
+
+        def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+            history = tf.cast(inputs["history"], tf.int32)  # [b, n]
+            b = tf.shape(history)[0]
+            flat = self.item_tower(tf.reshape(history, [-1]), training=training)
+            items = tf.reshape(flat, [b, cfg.max_history, cfg.embedding_dim])
+            mask = tf.cast(history != pad_index, tf.float32)[:, :, None]
+            count = tf.reduce_sum(mask, axis=1)
+            pooled = tf.reduce_sum(items * mask, axis=1) / tf.maximum(count, 1.0)
+            parts = [pooled, tf.math.log1p(count)]
+            if cfg.use_user_id:
+                parts.append(self.user_embedding(tf.cast(inputs["user"], tf.int32)))
+            x = self.hidden(tf.concat(parts, axis=-1))
+            return tf.math.l2_normalize(self.out(x), axis=-1)
+
+    item_tower = ItemTower()
+    return item_tower, UserTower(item_tower)
+
+
+@dataclass(frozen=True)
+class TrainingExamples:
+    """Parallel arrays: history [n, max_history] int32, user [n] int32, item [n] int32."""
+
+    history: np.ndarray
+    user: np.ndarray
+    item: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    item_tower: Any
+    user_tower: Any
+    history: dict[str, list[float]]
+
+
+def train_two_tower(
+    cfg: TwoTowerConfig, content: ItemContent, num_users: int, examples: TrainingExamples
+) -> TrainResult:
+    """Fit the two towers on (history, user) -> item examples; returns the trained towers."""
+    ensure_keras2()
+    import tensorflow as tf
+    import tensorflow_recommenders as tfrs
+
+    if len(examples.item) < cfg.batch_size:
+        raise ValueError(
+            f"{len(examples.item)} training examples is fewer than one batch of {cfg.batch_size}; "
+            "lower batch_size or provide more events"
+        )
+    tf.keras.utils.set_random_seed(cfg.seed)
+    item_tower, user_tower = build_towers(cfg, content, num_users)
+    counts = np.bincount(examples.item, minlength=content.num_items).astype(np.float64)
+    item_prob = tf.constant((counts / counts.sum()).astype(np.float32))
+
+    class TwoTower(tfrs.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.user_tower = user_tower
+            self.item_tower = item_tower
+            self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
+
+        def compute_loss(self, features: dict[str, Any], training: bool = False) -> Any:
+            query = self.user_tower(features, training=training)
+            candidates = self.item_tower(features["item"], training=training)
+            # logQ correction: in-batch negatives are drawn in proportion to item frequency, so
+            # popular items are over-penalised; Retrieval subtracts log(p) from their logits.
+            prob = tf.gather(item_prob, features["item"]) if cfg.logq_correction else None
+            return self.task(
+                query,
+                candidates,
+                candidate_sampling_probability=prob,
+                candidate_ids=features["item"],
+                compute_metrics=False,
+            )
+
+    model = TwoTower()
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    data = tf.data.Dataset.from_tensor_slices(
+        {"history": examples.history, "user": examples.user, "item": examples.item}
+    )
+    data = (
+        data.shuffle(len(examples.item), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    fit = model.fit(data, epochs=cfg.epochs, verbose=0)
+    return TrainResult(item_tower=item_tower, user_tower=user_tower, history={k: list(map(float, v)) for k, v in fit.history.items()})
+
+
+def item_embeddings(item_tower: Any, num_items: int, batch_size: int = 4096) -> np.ndarray:
+    """[num_items, embedding_dim] float32 item vectors (inference mode: no id dropout)."""
+    out = [
+        item_tower(np.arange(s, min(s + batch_size, num_items), dtype=np.int32), training=False).numpy()
+        for s in range(0, num_items, batch_size)
+    ]
+    return np.concatenate(out).astype(np.float32)
+
+
+def save_user_tower(user_tower: Any, path: Path, max_history: int) -> None:
+    """Export the user tower as a SavedModel with one serving signature.
+
+    signature ``serving_default``: history [b, max_history] int32, user [b] int32 -> embedding [b, d].
+    """
+    ensure_keras2()
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, max_history], tf.int32, name="history"),
+            tf.TensorSpec([None], tf.int32, name="user"),
+        ]
+    )
+    def serve(history: Any, user: Any) -> dict[str, Any]:
+        return {"embedding": user_tower({"history": history, "user": user}, training=False)}
+
+    module = tf.Module()
+    module.user_tower = user_tower
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+class LoadedUserTower:
+    """The exported user tower, reloaded in a new process."""
+
+    def __init__(self, path: Path) -> None:
+        ensure_keras2()
+        import tensorflow as tf
+
+        self._fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self._tf = tf
+
+    def __call__(self, history: np.ndarray, user: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """history [b, max_history] int32, user [b] int32 -> [b, d] float32."""
+        out = []
+        for s in range(0, len(user), batch_size):
+            res = self._fn(
+                history=self._tf.constant(history[s : s + batch_size], self._tf.int32),
+                user=self._tf.constant(user[s : s + batch_size], self._tf.int32),
+            )
+            out.append(res["embedding"].numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
