@@ -115,7 +115,9 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vidrec", description="vidrec: video recommendations, raw video to served list")
+    parser = argparse.ArgumentParser(
+        prog="vidrec", description="vidrec: video recommendations, raw video to served list"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -39,7 +39,9 @@ def _stack(col: pd.Series, dim: int) -> np.ndarray:
     return np.stack([np.asarray(v, np.float32) for v in col]) if len(col) else np.zeros((0, dim), np.float32)
 
 
-def build_content(items: list[str], frames: pd.DataFrame, texts: pd.DataFrame, visual_dim: int, text_dim: int) -> ItemContent:
+def build_content(
+    items: list[str], frames: pd.DataFrame, texts: pd.DataFrame, visual_dim: int, text_dim: int
+) -> ItemContent:
     """Align per-video features to the item order; absent modalities are zero rows with mask 0."""
     pos = {v: i for i, v in enumerate(items)}
     n = len(items)

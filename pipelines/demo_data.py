@@ -29,7 +29,10 @@ TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cats", ("kitten", "purr", "meow", "whiskers", "litter", "catnip", "paws", "tabby", "nap", "fluffy")),
     ("cars", ("engine", "drift", "turbo", "racing", "horsepower", "garage", "sedan", "torque", "v8", "pitstop")),
     ("music", ("guitar", "concert", "chorus", "drums", "album", "melody", "bass", "singer", "remix", "vinyl")),
-    ("travel", ("beach", "passport", "hostel", "island", "backpack", "flight", "mountain", "hike", "sunset", "roadtrip")),
+    (
+        "travel",
+        ("beach", "passport", "hostel", "island", "backpack", "flight", "mountain", "hike", "sunset", "roadtrip"),
+    ),
     ("gaming", ("speedrun", "boss", "level", "controller", "console", "quest", "pixel", "esports", "loot", "respawn")),
 )
 FILLER = ("the", "best", "amazing", "new", "my", "first", "ultimate", "quick", "top", "crazy", "today", "why")

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 K_VALUES = (10,)
 
 
-def evaluation_targets(train_events: pd.DataFrame, test_events: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
+def evaluation_targets(
+    train_events: pd.DataFrame, test_events: pd.DataFrame
+) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
     """(user indices, per-user train items to exclude, per-user relevant test items) for evaluable users."""
     seen = train_events.groupby("user_idx")["item_idx"].agg(lambda s: np.unique(s.to_numpy()))
     later = test_events.groupby("user_idx")["item_idx"].agg(set)
@@ -60,7 +62,9 @@ def evaluate_scorers(
     return out
 
 
-def popularity_scorer(train_events: pd.DataFrame, num_items: int) -> Callable[[np.ndarray, list[np.ndarray], int], np.ndarray]:
+def popularity_scorer(
+    train_events: pd.DataFrame, num_items: int
+) -> Callable[[np.ndarray, list[np.ndarray], int], np.ndarray]:
     counts = np.bincount(train_events["item_idx"].to_numpy(), minlength=num_items).astype(np.float32)
     # Tiny index-based tie-break so equal counts rank the same way every run.
     counts -= np.arange(num_items, dtype=np.float32) * 1e-6
@@ -115,6 +119,12 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     for name, m in results.items():
         log.info(
             "evaluate %s [%s, %d users]: recall@10=%.4f±%.4f ndcg@10=%.4f±%.4f",
-            name, split.protocol, len(users), m["recall@10"], m["recall@10_se"], m["ndcg@10"], m["ndcg@10_se"],
+            name,
+            split.protocol,
+            len(users),
+            m["recall@10"],
+            m["recall@10_se"],
+            m["ndcg@10"],
+            m["ndcg@10_se"],
         )
     return report

@@ -168,3 +168,11 @@ def load(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no frame features for {run_date} at {path}; run the frame_features step first")
     return pd.read_parquet(path)
+
+
+def load_quarantine(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
+    """Videos whose media file could not be used, with the reason (columns video_id, media_file, reason)."""
+    path = cfg.partition(run_date, "frame_features") / "quarantine.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no frame features for {run_date} at {path}; run the frame_features step first")
+    return pd.read_parquet(path)

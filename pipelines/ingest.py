@@ -24,7 +24,7 @@ def read_table(source: Path, name: str) -> pd.DataFrame:
         if parquet.exists():
             return pd.read_parquet(parquet)
         if csv.exists():
-            id_cols = {c: str for c in ("video_id", "user_id", "comment_id")}
+            id_cols = dict.fromkeys(("video_id", "user_id", "comment_id"), str)
             return pd.read_csv(csv, dtype=id_cols, keep_default_na=False, na_values=[""])
     except Exception as exc:  # pandas raises many types for unreadable files
         raise SourceError(f"cannot read {name} table in {source}: {exc}") from exc
@@ -33,7 +33,9 @@ def read_table(source: Path, name: str) -> pd.DataFrame:
     raise SourceError(f"no {name}.csv or {name}.parquet in {source}")
 
 
-def ingest_tables(videos: pd.DataFrame, comments: pd.DataFrame, events: pd.DataFrame, source: Path, end_epoch_s: int) -> ValidatedSource:
+def ingest_tables(
+    videos: pd.DataFrame, comments: pd.DataFrame, events: pd.DataFrame, source: Path, end_epoch_s: int
+) -> ValidatedSource:
     """Validate; resolve media paths against the source folder; keep events known by the run date."""
     validated = validate_source(videos, comments, events)
     v = validated.videos.copy()

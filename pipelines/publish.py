@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines import dataset, ingest, train
+from pipelines import dataset, frame_features, ingest, train
 from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
 from recsys import keys
 from recsys.metrics import topk_with_exclusions
@@ -43,8 +43,13 @@ class TopK:
     scores: list[list[float]]
 
 
-def score_users(model: train.ExportedModel, events: pd.DataFrame, k: int) -> TopK:
-    """Top-k unwatched videos for every user in the model's vocabulary who has an event."""
+def score_users(
+    model: train.ExportedModel, events: pd.DataFrame, k: int, unavailable: frozenset[str] = frozenset()
+) -> TopK:
+    """Top-k unwatched videos for every user in the model's vocabulary who has an event.
+
+    ``unavailable``: videos never to recommend (their media file was quarantined as unplayable).
+    """
     uidx = {u: i for i, u in enumerate(model.users)}
     iidx = {v: i for i, v in enumerate(model.items)}
     known = events[events["user_id"].isin(uidx) & events["video_id"].isin(iidx)]
@@ -54,7 +59,9 @@ def score_users(model: train.ExportedModel, events: pd.DataFrame, k: int) -> Top
     hist = last_history(u, i, known["ts"].to_numpy(), len(model.users), model.config.max_history, len(model.items))
     watched = known.assign(u=u, i=i).groupby("u")["i"].agg(lambda s: np.unique(s.to_numpy()))
     vectors = model.user_tower(hist[active], active.astype(np.int32))
-    idx, scores = topk_with_exclusions(vectors, model.item_vectors, k, [watched[a] for a in active])
+    blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
+    exclude = [np.union1d(watched[a], blocked) for a in active]
+    idx, scores = topk_with_exclusions(vectors, model.item_vectors, k, exclude)
     items = [[model.items[j] for j in row if j >= 0] for row in idx]
     return TopK(
         user_ids=[model.users[a] for a in active],
@@ -69,13 +76,19 @@ def popular_items(events: pd.DataFrame, end_epoch_s: int, window_days: int, k: i
     if recent.empty:  # a quiet window: fall back to all history rather than an empty list
         recent = events
     counts = (
-        recent.groupby("video_id").size().rename("n").reset_index()
-        .sort_values(["n", "video_id"], ascending=[False, True]).head(k)
+        recent.groupby("video_id")
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["n", "video_id"], ascending=[False, True])
+        .head(k)
     )
     return counts["video_id"].tolist(), (counts["n"] / len(recent)).astype(float).tolist()
 
 
-def publish_version(client, ns: str, version: str, topk: TopK, popular: tuple[list[str], list[float]], ttl_seconds: int) -> dict[str, object]:
+def publish_version(
+    client, ns: str, version: str, topk: TopK, popular: tuple[list[str], list[float]], ttl_seconds: int
+) -> dict[str, object]:
     """Write, verify, flip. Raises PublishError (live pointer untouched) if verification fails."""
     import redis
 
@@ -91,9 +104,7 @@ def publish_version(client, ns: str, version: str, topk: TopK, popular: tuple[li
             for key in key_list[start : start + WRITE_CHUNK]:
                 pipe.set(key, values[key], ex=ttl_seconds)
             pipe.execute()
-        present = sum(
-            client.exists(*key_list[s : s + WRITE_CHUNK]) for s in range(0, len(key_list), WRITE_CHUNK)
-        )
+        present = sum(client.exists(*key_list[s : s + WRITE_CHUNK]) for s in range(0, len(key_list), WRITE_CHUNK))
         if present != len(key_list):
             raise PublishError(f"verification failed: {present} of {len(key_list)} keys present after write")
         rng = np.random.default_rng(0)
@@ -123,8 +134,11 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     model = train.load_model(cfg, run_date)
     events = ingest.load(cfg, run_date).events
     dataset.load(cfg, run_date)  # fails loudly if the run's dataset is missing
-    topk = score_users(model, events, cfg.topk)
-    popular = popular_items(events, run_date_end_epoch_s(run_date), cfg.popular_window_days, cfg.topk)
+    unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
+    topk = score_users(model, events, cfg.topk, unplayable)
+    popular = popular_items(
+        events[~events["video_id"].isin(unplayable)], run_date_end_epoch_s(run_date), cfg.popular_window_days, cfg.topk
+    )
     client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         meta = publish_version(client, cfg.namespace, model.version, topk, popular, cfg.ttl_seconds)

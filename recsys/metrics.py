@@ -83,7 +83,11 @@ def topk_with_exclusions(
             for row, excl in enumerate(exclude[start:stop]):
                 if len(excl):
                     scores[row, excl] = -np.inf
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (stop - start, 1))
+        part = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < n_items
+            else np.tile(np.arange(n_items), (stop - start, 1))
+        )
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")
         idx = np.take_along_axis(part, order, axis=1)

@@ -132,8 +132,14 @@ def last_history(
     return out
 
 
-def build_towers(cfg: TwoTowerConfig, content: ItemContent, num_users: int) -> tuple[Any, Any]:
+def build_towers(
+    cfg: TwoTowerConfig, content: ItemContent, num_users: int, warm_items: np.ndarray | None = None
+) -> tuple[Any, Any]:
     """(item_tower, user_tower) as Keras models.
+
+    warm_items: [num_items] bool, True for items with training events. A cold item's id
+    embedding was never trained (it is still its random initialisation), so the tower always
+    drops it and scores the item from content alone, as id dropout taught it to.
 
     item_tower(item_idx: [b] int32) -> [b, embedding_dim]
     user_tower({"history": [b, max_history] int32, "user": [b] int32}) -> [b, embedding_dim]
@@ -152,6 +158,8 @@ def build_towers(cfg: TwoTowerConfig, content: ItemContent, num_users: int) -> t
                 name: tf.constant(getattr(padded, name))
                 for name in ("visual", "visual_mask", "caption", "caption_mask", "comments", "comments_mask")
             }
+            warm = np.ones(pad_index + 1, np.float32) if warm_items is None else np.append(warm_items, 0)
+            self.warm = tf.constant(warm.astype(np.float32))
             self.id_embedding = tf.keras.layers.Embedding(pad_index + 1, cfg.id_dim, name="video_id")
             self.projections = {
                 m: tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name=f"{m}_proj")
@@ -162,7 +170,7 @@ def build_towers(cfg: TwoTowerConfig, content: ItemContent, num_users: int) -> t
 
         def call(self, item_idx: Any, training: bool = False) -> Any:
             item_idx = tf.cast(item_idx, tf.int32)
-            ids = self.id_embedding(item_idx)
+            ids = self.id_embedding(item_idx) * tf.gather(self.warm, item_idx)[:, None]
             if training and cfg.id_dropout > 0:
                 # Drop whole id vectors, so the tower learns to score a video from content alone.
                 keep = tf.cast(tf.random.uniform(tf.shape(item_idx)) >= cfg.id_dropout, ids.dtype)
@@ -231,8 +239,8 @@ def train_two_tower(
             "lower batch_size or provide more events"
         )
     tf.keras.utils.set_random_seed(cfg.seed)
-    item_tower, user_tower = build_towers(cfg, content, num_users)
     counts = np.bincount(examples.item, minlength=content.num_items).astype(np.float64)
+    item_tower, user_tower = build_towers(cfg, content, num_users, warm_items=counts > 0)
     item_prob = tf.constant((counts / counts.sum()).astype(np.float32))
 
     class TwoTower(tfrs.Model):
@@ -267,7 +275,9 @@ def train_two_tower(
         .prefetch(tf.data.AUTOTUNE)
     )
     fit = model.fit(data, epochs=cfg.epochs, verbose=0)
-    return TrainResult(item_tower=item_tower, user_tower=user_tower, history={k: list(map(float, v)) for k, v in fit.history.items()})
+    return TrainResult(
+        item_tower=item_tower, user_tower=user_tower, history={k: list(map(float, v)) for k, v in fit.history.items()}
+    )
 
 
 def item_embeddings(item_tower: Any, num_items: int, batch_size: int = 4096) -> np.ndarray:

@@ -7,8 +7,6 @@ Fallback chain for ``GET /v1/users/{user_id}/recommendations``:
 Only when Redis has never answered since start (no copy) is the answer a 503 with the reason.
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

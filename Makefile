@@ -1,0 +1,44 @@
+# vidrec: the README's commands. `make demo` and `make test` each set up what they need.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export TF_USE_LEGACY_KERAS := 1
+export HF_HUB_OFFLINE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install demo test test-fast serve lint clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: demo source -> Airflow DAG -> Redis -> HTTP, then print a user's list.
+demo: install
+	bash scripts/demo.sh
+
+## All tests (unit, integration with real Redis and Airflow, API, end-to-end).
+test: install
+	bash scripts/test.sh
+
+## Unit tests only (no model training, no Airflow).
+test-fast: install
+	bash scripts/test.sh -m "not slow"
+
+## The API in the foreground (needs a published version: run `make demo` first).
+serve: install
+	$(BIN)/vidrec redis start
+	$(BIN)/vidrec serve --host 127.0.0.1 --port $${VIDREC_API_PORT:-8000}
+
+lint: install
+	$(BIN)/ruff format --check recsys pipelines serving dags tests benchmarks
+	$(BIN)/ruff check recsys pipelines serving dags tests benchmarks
+
+clean:
+	rm -rf var .pytest_cache

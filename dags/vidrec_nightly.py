@@ -1,0 +1,102 @@
+"""
+### vidrec_nightly
+
+The nightly flow: ingest -> frame_features / text_features -> dataset -> train -> evaluate -> publish.
+
+Every task is keyed by the run date (the run's logical date, or the `run_date` param for a
+manual run that has none) and overwrites only its own partition under
+`<workdir>/runs/<run_date>/<step>/`, so a retry or a rerun gives the same outputs.
+Bad rows and unusable video files are quarantined with a reason; the run goes on.
+Heavy libraries (TensorFlow, PyTorch, OpenCV) are imported inside the tasks, never at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+PARAMS = {
+    "source": Param("var/demo-source", type="string", description="Data-contract folder (videos, comments, events)"),
+    "workdir": Param("var/work", type="string", description="Where partitions, caches and model versions go"),
+    "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
+    "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),
+    "run_date": Param(
+        None,
+        type=["null", "string"],
+        description="YYYY-MM-DD; defaults to the run's logical date. Needed for a manual run without one.",
+    ),
+    "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Two-tower training epochs"),
+}
+
+
+def _run_step(step: str, params: dict, logical_date: object) -> dict:
+    """Build the typed config from the params and run one pipeline step for the run date."""
+    from pathlib import Path
+
+    from pipelines.config import PipelineConfig
+    from pipelines.nightly import run_nightly
+    from recsys.model import TwoTowerConfig
+
+    run_date = params.get("run_date") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
+    if not run_date:
+        raise ValueError("no run date: this run has no logical date; trigger it with the run_date param")
+    cfg = PipelineConfig(
+        source=Path(params["source"]),
+        workdir=Path(params["workdir"]),
+        namespace=params["namespace"],
+        redis_url=params["redis_url"],
+        model=TwoTowerConfig(epochs=int(params["epochs"])),
+    )
+    return run_nightly(cfg, run_date, steps=(step,))[step]
+
+
+@dag(
+    dag_id="vidrec_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["vidrec", "nightly"],
+    params=PARAMS,
+    doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+)
+def vidrec_nightly() -> None:
+    @task(doc_md="Read and validate the three tables; bad rows to the quarantine table.")
+    def ingest(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("ingest", params, logical_date)
+
+    @task(doc_md="Sample frames by seeking, embed with EfficientNet-Lite0, mean-pool per video.")
+    def frame_features(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("frame_features", params, logical_date)
+
+    @task(doc_md="Caption and comment embeddings with all-MiniLM-L6-v2.")
+    def text_features(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("text_features", params, logical_date)
+
+    @task(doc_md="Item/user vocabularies, aligned content arrays, global time split.")
+    def dataset(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("dataset", params, logical_date)
+
+    @task(doc_md="Train the TFRS two-tower and export a versioned model folder.")
+    def train(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("train", params, logical_date)
+
+    @task(doc_md="Recall@10 / NDCG@10 of the model and popularity on the held-out window.")
+    def evaluate(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("evaluate", params, logical_date)
+
+    @task(doc_md="Top-k per user and popular list to Redis under a new version; flip the live pointer.")
+    def publish(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step("publish", params, logical_date)
+
+    ingested = ingest()
+    features = [frame_features(), text_features()]
+    built = dataset()
+    trained = train()
+    ingested >> features >> built >> trained >> evaluate() >> publish()
+
+
+vidrec_nightly()

@@ -1,0 +1,67 @@
+"""Publishing against the real Redis server."""
+
+import json
+
+import pytest
+import redis
+
+from pipelines.publish import PublishError, TopK, popular_items, publish_version
+from recsys import keys
+
+
+def _topk():
+    return TopK(user_ids=["u1", "u2"], item_ids=[["v3", "v1"], ["v2"]], scores=[[0.9, 0.5], [0.7]])
+
+
+def test_publish_writes_versioned_keys_then_flips(redis_client, namespace):
+    meta = publish_version(redis_client, namespace, "ver1", _topk(), (["v1", "v2"], [0.6, 0.4]), ttl_seconds=600)
+    assert meta["users"] == 2 and meta["previous_version"] is None
+    assert redis_client.get(keys.live_key(namespace)) == b"ver1"
+    assert keys.decode_items(redis_client.get(keys.user_key(namespace, "ver1", "u1"))) == [
+        ("v3", pytest.approx(0.9)),
+        ("v1", pytest.approx(0.5)),
+    ]
+    assert [v for v, _ in keys.decode_items(redis_client.get(keys.popular_key(namespace, "ver1")))] == ["v1", "v2"]
+    assert 0 < redis_client.ttl(keys.user_key(namespace, "ver1", "u2")) <= 600
+    assert redis_client.ttl(keys.live_key(namespace)) == -1  # the pointer itself never expires
+    assert json.loads(redis_client.get(keys.meta_key(namespace, "ver1")))["users"] == 2
+
+
+def test_republish_is_idempotent_and_new_version_flips(redis_client, namespace):
+    publish_version(redis_client, namespace, "ver1", _topk(), (["v1"], [1.0]), 600)
+    before = redis_client.get(keys.user_key(namespace, "ver1", "u1"))
+    publish_version(redis_client, namespace, "ver1", _topk(), (["v1"], [1.0]), 600)
+    assert redis_client.get(keys.user_key(namespace, "ver1", "u1")) == before
+    meta = publish_version(redis_client, namespace, "ver2", _topk(), (["v1"], [1.0]), 600)
+    assert meta["previous_version"] == "ver1"
+    assert redis_client.get(keys.live_key(namespace)) == b"ver2"
+
+
+class LosesAKey(redis.Redis):
+    """Real Redis, with one key reported missing at verification (a fault injection)."""
+
+    def exists(self, *names):
+        return super().exists(*names) - 1
+
+
+def test_failed_verification_leaves_previous_version_live(redis_url, redis_client, namespace):
+    publish_version(redis_client, namespace, "good", _topk(), (["v1"], [1.0]), 600)
+    lossy = LosesAKey.from_url(redis_url)
+    with pytest.raises(PublishError, match="verification failed: 2 of 3 keys"):
+        publish_version(lossy, namespace, "bad", _topk(), (["v1"], [1.0]), 600)
+    assert redis_client.get(keys.live_key(namespace)) == b"good"
+
+
+def test_redis_down_is_a_publish_error(namespace):
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    with pytest.raises(PublishError, match="Redis error"):
+        publish_version(dead, namespace, "v", _topk(), (["v1"], [1.0]), 600)
+
+
+def test_popular_items_window_and_ties():
+    import pandas as pd
+
+    ev = pd.DataFrame({"video_id": ["a", "b", "b", "c", "c", "old"], "ts": [90, 91, 92, 93, 94, 1]})
+    # window of 1 day before t=100 s covers everything; "old" has 1 view like "a": tie broken by id
+    ids, scores = popular_items(ev, end_epoch_s=100, window_days=1, k=3)
+    assert ids == ["b", "c", "a"] and scores == pytest.approx([2 / 6, 2 / 6, 1 / 6])

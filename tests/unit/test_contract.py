@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from recsys.contract import parse_timestamps, validate_source
+
+
+def _tables():
+    videos = pd.DataFrame(
+        {
+            "video_id": ["a", "b", "b", "bad id", None],
+            "title": ["A", None, "dup", "x", "y"],
+        }
+    )
+    comments = pd.DataFrame({"video_id": ["a", "a", "zzz"], "text": ["nice", "   ", "orphan"]})
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u 2", "u3", "u4"],
+            "video_id": ["a", "b", "a", "nope", "a"],
+            "ts": [100, "1970-01-01T00:03:20Z", 50, 60, "yesterday"],
+        }
+    )
+    return videos, comments, events
+
+
+def test_valid_rows_pass_and_bad_rows_are_quarantined_with_reasons():
+    src = validate_source(*_tables())
+    assert src.videos["video_id"].tolist() == ["a", "b"]
+    assert src.videos.loc[1, "title"] == ""  # a missing title is allowed, as empty text
+    assert src.comments["text"].tolist() == ["nice"]
+    assert src.events[["user_id", "video_id", "ts"]].values.tolist() == [["u1", "a", 100], ["u1", "b", 200]]
+    reasons = sorted(zip(src.quarantine["table"], src.quarantine["reason"], strict=True))
+    assert reasons == [
+        ("comments", "empty comment text"),
+        ("comments", "unknown video_id"),
+        ("events", "invalid user_id"),
+        ("events", "unknown video_id"),
+        ("events", "unparseable ts"),
+        ("videos", "duplicate video_id"),
+        ("videos", "invalid video_id"),
+        ("videos", "invalid video_id"),
+    ]
+    # Nothing silently dropped: every input row is either valid or quarantined.
+    assert len(src.videos) + (src.quarantine["table"] == "videos").sum() == 5
+    assert len(src.events) + (src.quarantine["table"] == "events").sum() == 5
+    assert src.summary()["quarantined"] == 8
+
+
+def test_missing_required_column_is_a_clear_error():
+    videos, comments, events = _tables()
+    with pytest.raises(ValueError, match=r"events table lacks required column\(s\) \['ts'\]"):
+        validate_source(videos, comments, events.drop(columns=["ts"]))
+
+
+def test_timestamps_seconds_milliseconds_and_iso():
+    got = parse_timestamps(pd.Series([1_700_000_000, 1_700_000_000_000, "2023-11-14T22:13:20Z", "junk"]))
+    assert got[:3].tolist() == [1_700_000_000.0] * 3
+    assert pd.isna(got[3])

@@ -1,0 +1,29 @@
+import struct
+
+import pytest
+
+from recsys import keys
+
+
+def test_key_layout_is_exact():
+    assert keys.live_key("demo") == "vidrec:demo:live"
+    assert keys.user_key("demo", "20261128-ab", "u1") == "vidrec:demo:v:20261128-ab:u:u1"
+    assert keys.popular_key("demo", "20261128-ab") == "vidrec:demo:v:20261128-ab:popular"
+    assert keys.meta_key("demo", "7") == "vidrec:demo:v:7:meta"
+
+
+def test_encoding_bytes_and_round_trip():
+    blob = keys.encode_items(["v1", "v22"], [0.5, -1.0])
+    # magic, count 2, two float32 scores, then ids joined by newline
+    assert blob == b"VR1" + struct.pack("<H", 2) + struct.pack("<2f", 0.5, -1.0) + b"v1\nv22"
+    assert keys.decode_items(blob) == [("v1", 0.5), ("v22", -1.0)]
+    assert keys.decode_items(keys.encode_items([], [])) == []
+
+
+def test_encoding_rejects_bad_input():
+    with pytest.raises(ValueError, match="2 ids but 1 scores"):
+        keys.encode_items(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="newline"):
+        keys.encode_items(["a\nb"], [1.0])
+    with pytest.raises(ValueError, match="not a vidrec list"):
+        keys.decode_items(b"XXX\x00\x00")

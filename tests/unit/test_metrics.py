@@ -1,0 +1,46 @@
+import math
+
+import numpy as np
+import pytest
+
+from recsys.metrics import evaluate_rankings, mean_and_stderr, ndcg_at_k, recall_at_k, topk_with_exclusions
+
+
+def test_recall_and_ndcg_hand_computed():
+    ranked = [5, 1, 7, 2]
+    relevant = {1, 2, 9}
+    # hits at ranks 2 and 4 among the top 4; 3 relevant -> recall 2/3
+    assert recall_at_k(ranked, relevant, 4) == pytest.approx(2 / 3)
+    # DCG = 1/log2(3) + 1/log2(5); IDCG (3 relevant, k=4) = 1 + 1/log2(3) + 1/log2(4)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    idcg = 1 + 1 / math.log2(3) + 0.5
+    assert ndcg_at_k(ranked, relevant, 4) == pytest.approx(dcg / idcg)
+    # k=1: nothing relevant at rank 1
+    assert recall_at_k(ranked, relevant, 1) == 0.0
+    assert ndcg_at_k([1], {1}, 10) == 1.0
+    with pytest.raises(ValueError, match="no relevant items"):
+        recall_at_k(ranked, set(), 4)
+
+
+def test_evaluate_rankings_mean_and_stderr():
+    ranked = np.array([[1, 2], [3, 4]])
+    out = evaluate_rankings(ranked, [{1}, {9}], k=2)
+    # user 1 recall 1, user 2 recall 0 -> mean 0.5, stderr = std([1,0], ddof=1)/sqrt(2) = 0.5
+    assert out["recall@2"] == 0.5 and out["recall@2_se"] == pytest.approx(0.5)
+    assert out["users"] == 2
+    assert mean_and_stderr([2.0]) == (2.0, 0.0)
+
+
+def test_topk_with_exclusions_exact():
+    users = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    items = np.array([[3.0, 0.0], [2.0, 1.0], [0.0, 5.0], [1.0, 1.0]], np.float32)
+    # user 0 scores: [3, 2, 0, 1]; exclude item 0 -> 1 (2), 3 (1)
+    # user 1 scores: [0, 1, 5, 1]; nothing excluded -> 2 (5), then 1 and 3 tie at 1
+    idx, scores = topk_with_exclusions(users, items, 2, [np.array([0]), np.array([], int)], block_size=1)
+    assert idx[0].tolist() == [1, 3] and scores[0].tolist() == [2.0, 1.0]
+    assert idx[1, 0] == 2 and scores[1].tolist() == [5.0, 1.0]
+
+
+def test_topk_marks_missing_when_everything_excluded():
+    idx, scores = topk_with_exclusions(np.ones((1, 1)), np.ones((2, 1)), 2, [np.array([0, 1])])
+    assert idx.tolist() == [[-1, -1]] and np.isneginf(scores).all()

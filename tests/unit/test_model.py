@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig, history_windows, last_history
+
+
+def test_history_windows_never_contain_the_target():
+    # user 0 watches items 5, 6, 7 at t=1, 2, 3; user 1 watches item 9 at t=2
+    user = np.array([0, 1, 0, 0])
+    item = np.array([7, 9, 5, 6])
+    ts = np.array([3, 2, 1, 2])
+    h = history_windows(user, item, ts, max_history=2, pad_index=99)
+    assert h.tolist() == [
+        [5, 6],  # item 7 at t=3: the two before it
+        [99, 99],  # user 1's first event: empty history
+        [99, 99],  # item 5 at t=1: nothing before
+        [99, 5],  # item 6 at t=2
+    ]
+    assert all(item[i] not in h[i] for i in range(len(item)))
+
+
+def test_last_history_left_pads():
+    h = last_history(
+        np.array([0, 0, 0]), np.array([1, 2, 3]), np.array([1, 2, 3]), num_users=2, max_history=2, pad_index=9
+    )
+    assert h.tolist() == [[2, 3], [9, 9]]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        TwoTowerConfig(fusion="magic")
+    with pytest.raises(ValueError, match="id_dropout"):
+        TwoTowerConfig(id_dropout=1.0)
+
+
+def _content(n_items=12, rng=None):
+    rng = rng or np.random.default_rng(0)
+    f = lambda d: rng.normal(size=(n_items, d)).astype(np.float32)  # noqa: E731
+    ones = np.ones(n_items, np.float32)
+    return ItemContent(f(16), ones.copy(), f(8), ones.copy(), f(8), ones.copy())
+
+
+def test_item_tower_masks_missing_modalities():
+    from recsys.model import build_towers
+
+    content = _content()
+    content.visual_mask[3] = 0.0
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3)
+    item_tower, user_tower = build_towers(cfg, content, num_users=2)
+    e = item_tower(np.arange(12, dtype=np.int32)).numpy()
+    assert e.shape == (12, 8)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    # Changing the visual features of item 3 (visual masked) does not change its embedding.
+    content.visual[3] += 100.0
+    item_tower2, _ = build_towers(cfg, content, num_users=2)
+    item_tower2(np.arange(2, dtype=np.int32))  # build the layers before copying weights
+    item_tower2.set_weights(item_tower.get_weights())
+    e2 = item_tower2(np.arange(12, dtype=np.int32)).numpy()
+    np.testing.assert_allclose(e2[3], e[3], atol=1e-6)
+    assert np.abs(e2[4] - e[4]).max() == 0.0
+    u = user_tower({"history": np.array([[12, 12, 1]], np.int32), "user": np.array([0], np.int32)}).numpy()
+    assert u.shape == (1, 8)
+
+
+def test_train_save_reload_same_scores(tmp_path):
+    from recsys.model import LoadedUserTower, item_embeddings, save_user_tower, train_two_tower
+
+    rng = np.random.default_rng(1)
+    n_items, n_users, n = 12, 6, 64
+    content = _content(n_items, rng)
+    examples = TrainingExamples(
+        history=rng.integers(0, n_items + 1, (n, 3)).astype(np.int32),
+        user=rng.integers(0, n_users, n).astype(np.int32),
+        item=rng.integers(0, n_items, n).astype(np.int32),
+    )
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=2, batch_size=16)
+    result = train_two_tower(cfg, content, n_users, examples)
+    assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
+    save_user_tower(result.user_tower, tmp_path / "user_tower", 3)
+    reloaded = LoadedUserTower(tmp_path / "user_tower")
+    fresh = result.user_tower({"history": examples.history[:5], "user": examples.user[:5]}).numpy()
+    np.testing.assert_allclose(reloaded(examples.history[:5], examples.user[:5]), fresh, atol=1e-5)
+    items = item_embeddings(result.item_tower, n_items)
+    np.testing.assert_allclose(items, item_embeddings(result.item_tower, n_items), atol=0)
+
+
+def test_too_few_examples_is_a_clear_error():
+    from recsys.model import train_two_tower
+
+    ex = TrainingExamples(np.zeros((3, 2), np.int32), np.zeros(3, np.int32), np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train_two_tower(TwoTowerConfig(max_history=2), _content(), 1, ex)
