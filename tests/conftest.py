@@ -73,7 +73,7 @@ def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.demo_data import DemoConfig, write_demo_source
 
     out = tmp_path_factory.mktemp("demo-source")
-    write_demo_source(DemoConfig(num_videos=64, num_users=160, seed=11), out)
+    write_demo_source(DemoConfig(num_videos=96, num_users=160, seed=11), out)
     return out
 
 

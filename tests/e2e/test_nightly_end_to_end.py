@@ -38,7 +38,7 @@ def test_bad_inputs_quarantined_and_run_goes_on(pipeline_run):
     q = frame_features.load_quarantine(cfg, RUN_DATE).set_index("video_id")["reason"].to_dict()
     assert q == {"v_corrupt": "cannot open video", "v_missing": "missing file"}
     # The quarantined videos still have text features and are in the item vocabulary...
-    assert summaries["dataset"]["items"] == 66
+    assert summaries["dataset"]["items"] == 98  # 96 generated + 2 with bad files
     # ...but an unplayable video is never published.
     import redis
 
