@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines import dataset, frame_features, ingest, train
+from pipelines import frame_features, ingest, train
 from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
 from recsys import keys
 from recsys.metrics import topk_with_exclusions
@@ -133,7 +133,6 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     t0 = time.perf_counter()
     model = train.load_model(cfg, run_date)
     events = ingest.load(cfg, run_date).events
-    dataset.load(cfg, run_date)  # fails loudly if the run's dataset is missing
     unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
     topk = score_users(model, events, cfg.topk, unplayable)
     popular = popular_items(
