@@ -52,6 +52,27 @@ def _run_step(step: str, params: dict, logical_date: object) -> dict:
     return run_nightly(cfg, run_date, steps=(step,))[step]
 
 
+STEP_DOCS = {
+    "ingest": "Read and validate the three tables; bad rows to the quarantine table.",
+    "frame_features": "Sample frames by seeking, embed with EfficientNet-Lite0, mean-pool per video.",
+    "text_features": "Caption and comment embeddings with all-MiniLM-L6-v2.",
+    "dataset": "Item/user vocabularies, aligned content arrays, global time split.",
+    "train": "Train the TFRS two-tower and export a versioned model folder.",
+    "evaluate": "Recall@10 / NDCG@10 of the model and popularity on the held-out window.",
+    "publish": "Top-k per user and popular list to Redis under a new version; flip the live pointer.",
+}
+
+
+def _step_task(step: str):  # type: ignore[no-untyped-def]
+    """One TaskFlow task that runs ``pipelines.<step>.run`` for the run date."""
+
+    @task(task_id=step, doc_md=STEP_DOCS[step])
+    def run_step(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+        return _run_step(step, params, logical_date)
+
+    return run_step
+
+
 @dag(
     dag_id="vidrec_nightly",
     schedule="@daily",
@@ -64,39 +85,9 @@ def _run_step(step: str, params: dict, logical_date: object) -> dict:
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
 )
 def vidrec_nightly() -> None:
-    @task(doc_md="Read and validate the three tables; bad rows to the quarantine table.")
-    def ingest(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("ingest", params, logical_date)
-
-    @task(doc_md="Sample frames by seeking, embed with EfficientNet-Lite0, mean-pool per video.")
-    def frame_features(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("frame_features", params, logical_date)
-
-    @task(doc_md="Caption and comment embeddings with all-MiniLM-L6-v2.")
-    def text_features(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("text_features", params, logical_date)
-
-    @task(doc_md="Item/user vocabularies, aligned content arrays, global time split.")
-    def dataset(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("dataset", params, logical_date)
-
-    @task(doc_md="Train the TFRS two-tower and export a versioned model folder.")
-    def train(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("train", params, logical_date)
-
-    @task(doc_md="Recall@10 / NDCG@10 of the model and popularity on the held-out window.")
-    def evaluate(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("evaluate", params, logical_date)
-
-    @task(doc_md="Top-k per user and popular list to Redis under a new version; flip the live pointer.")
-    def publish(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
-        return _run_step("publish", params, logical_date)
-
-    ingested = ingest()
-    features = [frame_features(), text_features()]
-    built = dataset()
-    trained = train()
-    ingested >> features >> built >> trained >> evaluate() >> publish()
+    t = {step: _step_task(step)() for step in STEP_DOCS}
+    t["ingest"] >> [t["frame_features"], t["text_features"]] >> t["dataset"]
+    t["dataset"] >> t["train"] >> t["evaluate"] >> t["publish"]
 
 
 vidrec_nightly()
