@@ -12,6 +12,7 @@ Heavy libraries (TensorFlow, PyTorch, OpenCV) are imported inside the tasks, nev
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -28,16 +29,16 @@ PARAMS = {
         description="YYYY-MM-DD; defaults to the run's logical date. Needed for a manual run without one.",
     ),
     "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Two-tower training epochs"),
+    "frame_shards": Param(2, type="integer", minimum=1, maximum=256, description="Mapped frame_features shards"),
 }
 
 
-def _run_step(step: str, params: dict, logical_date: object) -> dict:
-    """Build the typed config from the params and run one pipeline step for the run date."""
+def _config_and_date(params: dict, logical_date: object) -> tuple:  # type: ignore[type-arg]
+    """The typed pipeline config from the params, and the run date every output is keyed by."""
+    from dataclasses import replace
     from pathlib import Path
 
     from pipelines.config import PipelineConfig
-    from pipelines.nightly import run_nightly
-    from recsys.model import TwoTowerConfig
 
     run_date = params.get("run_date") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
     if not run_date:
@@ -47,15 +48,23 @@ def _run_step(step: str, params: dict, logical_date: object) -> dict:
         workdir=Path(params["workdir"]),
         namespace=params["namespace"],
         redis_url=params["redis_url"],
-        model=TwoTowerConfig(epochs=int(params["epochs"])),
+        frame_shards=int(params["frame_shards"]),
     )
+    return replace(cfg, model=replace(cfg.model, epochs=int(params["epochs"]))), run_date
+
+
+def _run_step(step: str, params: dict, logical_date: object) -> dict:
+    """Run one pipeline step for the run date (heavy imports happen inside the step)."""
+    from pipelines.nightly import run_nightly
+
+    cfg, run_date = _config_and_date(params, logical_date)
     return run_nightly(cfg, run_date, steps=(step,))[step]
 
 
 STEP_DOCS = {
     "ingest": "Read and validate the three tables; bad rows to the quarantine table.",
-    "frame_features": "Sample frames by seeking, embed with EfficientNet-Lite0, mean-pool per video.",
-    "text_features": "Caption and comment embeddings with all-MiniLM-L6-v2.",
+    "frame_features": "Join the frame-feature shards into the step's partition (the reduce).",
+    "text_features": "Caption and comment embeddings with all-MiniLM-L6-v2 (cached by text hash).",
     "dataset": "Item/user vocabularies, aligned content arrays, global time split.",
     "train": "Train the TFRS two-tower and export a versioned model folder.",
     "evaluate": "Recall@10 / NDCG@10 of the model and popularity on the held-out window.",
@@ -73,6 +82,26 @@ def _step_task(step: str):  # type: ignore[no-untyped-def]
     return run_step
 
 
+@task(doc_md="The shard numbers frame_features is mapped over (from the frame_shards param).")
+def frame_shards(params: dict) -> list[int]:
+    return list(range(int(params["frame_shards"])))
+
+
+@task(doc_md="Sample frames, embed and pool the videos of one shard (skips unchanged files).")
+def frame_features_shard(shard: int, params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+    from pipelines.frame_features import run_shard
+
+    cfg, run_date = _config_and_date(params, logical_date)
+    return run_shard(cfg, run_date, shard, cfg.frame_shards)
+
+
+def _reduce_frame_features(params: dict, logical_date: object) -> dict:
+    from pipelines.frame_features import reduce_shards
+
+    cfg, run_date = _config_and_date(params, logical_date)
+    return reduce_shards(cfg, run_date, cfg.frame_shards)
+
+
 @dag(
     dag_id="vidrec_nightly",
     schedule="@daily",
@@ -82,11 +111,19 @@ def _step_task(step: str):  # type: ignore[no-untyped-def]
     tags=["vidrec", "nightly"],
     params=PARAMS,
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # Retries from the environment: production keeps the defaults; `dags test` in the demo and the
+    # tests sets VIDREC_TASK_RETRIES=0 so a failure ends the run instead of waiting 5 minutes.
+    default_args={
+        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
+    },
 )
 def vidrec_nightly() -> None:
-    t = {step: _step_task(step)() for step in STEP_DOCS}
-    t["ingest"] >> [t["frame_features"], t["text_features"]] >> t["dataset"]
+    t = {step: _step_task(step)() for step in STEP_DOCS if step != "frame_features"}
+    reduce_frames = task(task_id="frame_features", doc_md=STEP_DOCS["frame_features"])(_reduce_frame_features)()
+    shards = frame_features_shard.expand(shard=frame_shards())
+    t["ingest"] >> shards >> reduce_frames >> t["dataset"]
+    t["ingest"] >> t["text_features"] >> t["dataset"]
     t["dataset"] >> t["train"] >> t["evaluate"] >> t["publish"]
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from recsys.frames import SamplingConfig
 from recsys.model import TwoTowerConfig
 
 STEPS = ("ingest", "frame_features", "text_features", "dataset", "train", "evaluate", "publish")
@@ -32,13 +33,23 @@ class PipelineConfig:
     """Redis namespace: keys are vidrec:{namespace}:..."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     image_encoder: str = "efficientnet-lite0"
+    """efficientnet-lite0 (packaged, offline) or keras:{mobilenet_v3_small,mobilenet_v3_large,efficientnet_b0,resnet50,vgg16}."""
+    image_runtime: str = "auto"
+    """For efficientnet-lite0: onnx (ONNX Runtime, exported once and cached), torch, or auto (onnx if installed)."""
+    image_weights: str | None = "imagenet"
+    """For keras:* encoders: imagenet (from the Keras cache), a weights file path, or None (random; tests)."""
     text_encoder: str = "all-minilm-l6-v2"
-    frames_per_video: int = 4
-    """Frames sampled (by seeking) per video, spread uniformly over its length."""
+    """all-minilm-l6-v2 (packaged, offline), st:/path/to/sentence-transformers/model, or hashed-ngram."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     min_decoded_fraction: float = 0.5
     """A file that decodes fewer of its sampled frames than this is quarantined."""
+    frame_shards: int = 2
+    """frame_features runs as this many shards (Airflow mapped tasks), then a reduce."""
     max_comments_per_video: int = 20
     max_comment_chars: int = 500
+    """Each comment and caption is cut to this many characters before encoding."""
+    comment_half_life_days: float = 30.0
+    """A comment's weight in its video's comments embedding halves every this many days of age."""
     torch_threads: int | None = None
     test_fraction: float = 0.2
     """Global time split: events in the last test_fraction of timestamps are held out."""
@@ -52,8 +63,15 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.frames_per_video <= 0 or self.topk <= 0 or self.ttl_seconds <= 0:
-            raise ValueError("frames_per_video, topk and ttl_seconds must be positive")
+        if (
+            min(self.frame_shards, self.topk, self.ttl_seconds, self.max_comments_per_video, self.max_comment_chars)
+            <= 0
+        ):
+            raise ValueError(
+                "frame_shards, topk, ttl_seconds, max_comments_per_video, max_comment_chars must be positive"
+            )
+        if not 0.0 <= self.min_decoded_fraction <= 1.0:
+            raise ValueError(f"min_decoded_fraction must be in [0, 1], got {self.min_decoded_fraction}")
 
     def partition(self, run_date: str, step: str) -> Path:
         if step not in STEPS:

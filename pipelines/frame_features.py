@@ -1,17 +1,31 @@
-"""frame_features: sample frames by seeking, embed them with a pretrained CNN, mean-pool per video.
+"""frame_features: sample frames without decoding whole files, embed them, pool per segment and video.
 
-Edge: ``sample_frames`` opens a file with OpenCV and decodes only the sampled frames.
-Core: ``compute_frame_features`` turns decoded frames into one embedding per video.
-A video whose file is missing, won't open or yields too few frames is quarantined with the
-reason; the run goes on. Embeddings are cached by (file content hash, encoder, sampling), so a
-rerun or a nightly run over an unchanged catalogue decodes and embeds nothing again.
+Edge (I/O): ``probe`` and ``read_frames`` open a file with OpenCV and decode only the frames
+asked for (seeking over long gaps, grabbing through short ones); ``sample_frames`` applies a
+sampling strategy on top. Core (pure): ``embed_sampled`` turns decoded frames into segment
+embeddings and one pooled video embedding.
+
+A video whose file is missing, empty, not a video, with absurd metadata, too large, or that
+decodes too few of its sampled frames is quarantined with the reason; the run goes on.
+
+Incremental: each video's result is cached under (file SHA-256, encoder name and weights
+hash, sampling config), so a nightly run decodes and embeds only new or changed files, and a
+rerun with nothing new does neither and rewrites identical outputs. File hashes are memoised
+by (path, size, mtime) so unchanged files are not re-read either.
+
+Sharded: ``run_shard`` handles the videos whose id hashes to one shard (an Airflow mapped task
+each); ``reduce_shards`` joins the shard outputs into the step's partition.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import sys
 import time
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +33,25 @@ import numpy as np
 import pandas as pd
 
 from pipelines import ingest
-from pipelines.config import PipelineConfig, write_json, write_parquet
+from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
 from recsys.encoders import ImageEncoder, get_image_encoder
-from recsys.frames import mean_pool, uniform_frame_indices
+from recsys.frames import (
+    SamplingConfig,
+    colour_histogram,
+    plan_frame_indices,
+    pool_segments,
+    pool_video,
+    segment_ids,
+    select_scene_changes,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 4096 * 2160  # beyond 4K: refuse rather than risk memory on a bogus header
+MAX_FPS = 1000.0
+MAX_DURATION_S = 24 * 3600.0
+ENCODE_BATCH_FRAMES = 64  # frames of several videos are encoded together
+SEEK_GAP_FRAMES = 48  # past this gap, seeking (to a keyframe, then decoding forward) beats grabbing
 
 
 class VideoDecodeError(Exception):
@@ -33,15 +59,88 @@ class VideoDecodeError(Exception):
 
 
 @dataclass(frozen=True)
+class VideoMeta:
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class SampledFrames:
-    frames: np.ndarray  # [n, h, w, 3] uint8 RGB
-    frame_count_meta: int
-    fps_meta: float
-    indices: np.ndarray  # frame indices that decoded
+    frames: np.ndarray  # [n, h, w, 3] uint8 RGB (downscaled to max_side_px)
+    indices: np.ndarray  # [n] frame index of each decoded frame
+    wanted: int  # how many frames the plan asked for
+    meta: VideoMeta
 
 
-def sample_frames(path: Path, num_samples: int, min_decoded_fraction: float) -> SampledFrames:
-    """Decode ``num_samples`` frames spread over the file by seeking; raise VideoDecodeError."""
+def _downscale(frame_bgr: np.ndarray, max_side_px: int) -> np.ndarray:
+    import cv2
+
+    h, w = frame_bgr.shape[:2]
+    scale = max_side_px / max(h, w)
+    if scale < 1.0:
+        frame_bgr = cv2.resize(
+            frame_bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+
+
+def probe(cap: object, path: Path) -> VideoMeta:
+    """Container metadata, validated; raises VideoDecodeError with the reason."""
+    import cv2
+
+    if not cap.isOpened():  # type: ignore[attr-defined]
+        raise VideoDecodeError("cannot open video")
+    get = cap.get  # type: ignore[attr-defined]
+    meta = VideoMeta(
+        int(get(cv2.CAP_PROP_FRAME_COUNT)),
+        float(get(cv2.CAP_PROP_FPS)),
+        int(get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
+    if meta.frame_count <= 0 or not np.isfinite(meta.fps) or not 0 < meta.fps <= MAX_FPS:
+        raise VideoDecodeError(f"bad metadata (frames={meta.frame_count}, fps={meta.fps:g})")
+    if meta.frame_count / meta.fps > MAX_DURATION_S:
+        raise VideoDecodeError(f"bad metadata (claims {meta.frame_count / meta.fps:.0f} s)")
+    if meta.width <= 0 or meta.height <= 0 or meta.width * meta.height > MAX_PIXELS:
+        raise VideoDecodeError(f"resolution {meta.width}x{meta.height} unsupported")
+    return meta
+
+
+def read_frames(cap: object, indices: np.ndarray, max_side_px: int) -> tuple[list[np.ndarray], list[int]]:
+    """Decode the frames at ``indices`` (sorted), and only those and what seeking needs.
+
+    Over a gap of more than SEEK_GAP_FRAMES the reader seeks (the decoder restarts at the
+    keyframe before the target); over a shorter gap it grabs (demux + decode, no colour
+    conversion or copy) frame by frame. Returns the decoded frames and their indices; a frame
+    that fails to decode is skipped, so the caller can compare what it got with what it asked.
+    """
+    import cv2
+
+    frames, got = [], []
+    pos = 0  # index of the frame the next read() returns
+    for idx in np.asarray(indices, np.int64):
+        idx = int(idx)
+        if idx - pos > SEEK_GAP_FRAMES or idx < pos:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, idx)  # type: ignore[attr-defined]
+            pos = idx
+        ok = True
+        while pos < idx and ok:
+            ok = cap.grab()  # type: ignore[attr-defined]
+            pos += 1
+        if not ok:
+            continue
+        ok, frame = cap.read()  # type: ignore[attr-defined]
+        pos += 1
+        if ok and frame is not None:
+            frames.append(_downscale(frame, max_side_px))
+            got.append(idx)
+    return frames, got
+
+
+def sample_frames(path: Path, sampling: SamplingConfig, min_decoded_fraction: float) -> SampledFrames:
+    """Open, probe, decode the planned frames; raise VideoDecodeError with a quarantine reason."""
     import cv2
 
     if not path.is_file():
@@ -50,117 +149,229 @@ def sample_frames(path: Path, num_samples: int, min_decoded_fraction: float) -> 
         raise VideoDecodeError("empty file")
     cap = cv2.VideoCapture(str(path))
     try:
-        if not cap.isOpened():
-            raise VideoDecodeError("cannot open video")
-        frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if frame_count <= 0 or not np.isfinite(fps) or fps <= 0:
-            raise VideoDecodeError(f"bad metadata (frames={frame_count}, fps={fps})")
-        if width * height > MAX_PIXELS:
-            raise VideoDecodeError(f"resolution {width}x{height} too large")
-        wanted = uniform_frame_indices(frame_count, num_samples)
-        frames, decoded = [], []
-        for idx in wanted:
-            # Seek, then decode one frame: the cost follows the frames sampled, not the length.
-            cap.set(cv2.CAP_PROP_POS_FRAMES, int(idx))
-            ok, frame = cap.read()
-            if ok and frame is not None:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                decoded.append(int(idx))
+        meta = probe(cap, path)
+        wanted = plan_frame_indices(sampling, meta.frame_count, meta.fps)
+        frames, got = read_frames(cap, wanted, sampling.max_side_px)
     finally:
         cap.release()
     if not frames:
         raise VideoDecodeError("zero frames decoded")
     if len(frames) < min_decoded_fraction * len(wanted):
         raise VideoDecodeError(f"decoded {len(frames)} of {len(wanted)} sampled frames (truncated or damaged)")
-    return SampledFrames(np.stack(frames), frame_count, fps, np.asarray(decoded))
+    stack, idx = np.stack(frames), np.asarray(got, np.int64)
+    if sampling.strategy == "scene":
+        keep = select_scene_changes(
+            np.stack([colour_histogram(f) for f in stack]), sampling.scene_threshold, sampling.max_frames
+        )
+        stack, idx = stack[keep], idx[keep]
+    return SampledFrames(stack, idx, len(wanted), meta)
 
 
-def compute_frame_features(frames_by_video: dict[str, np.ndarray], encoder: ImageEncoder) -> dict[str, np.ndarray]:
-    """{video_id: [n_frames, h, w, 3] uint8 RGB} -> {video_id: [dim] float32 mean-pooled embedding}.
-
-    All frames go through the encoder in one batched pass, then are split back per video.
-    """
-    if not frames_by_video:
-        return {}
-    ids = list(frames_by_video)
-    sizes = {f.shape[1:] for f in frames_by_video.values()}
-    if len(sizes) == 1:
-        emb = encoder.encode(np.concatenate([frames_by_video[v] for v in ids]))
-    else:  # mixed resolutions: encode per video (the encoder resizes each frame itself)
-        emb = np.concatenate([encoder.encode(frames_by_video[v]) for v in ids])
-    out, start = {}, 0
-    for vid in ids:
-        n = len(frames_by_video[vid])
-        out[vid] = mean_pool(emb[start : start + n])
-        start += n
-    return out
+@dataclass(frozen=True)
+class VideoEmbedding:
+    embedding: np.ndarray  # [dim] pooled over segments
+    segments: np.ndarray  # [n_segments] segment numbers
+    segment_embeddings: np.ndarray  # [n_segments, dim]
+    frames: int
 
 
-def file_sha256(path: Path) -> str:
+def embed_sampled(
+    frame_embeddings: np.ndarray, frame_indices: np.ndarray, fps: float, sampling: SamplingConfig
+) -> VideoEmbedding:
+    """Pure core: [n_frames, dim] embeddings of one video's frames -> segments and video vector."""
+    seg_ids, seg_emb = pool_segments(frame_embeddings, segment_ids(frame_indices, fps, sampling.segment_seconds))
+    return VideoEmbedding(pool_video(seg_emb, sampling.pooling), seg_ids, seg_emb, len(frame_embeddings))
+
+
+def _save_result(path: Path, r: VideoEmbedding) -> None:
+    with path.open("wb") as f:
+        np.savez(
+            f, embedding=r.embedding, segments=r.segments, segment_embeddings=r.segment_embeddings, frames=r.frames
+        )
+
+
+def _load_result(path: Path) -> VideoEmbedding:
+    with np.load(path) as z:
+        return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]))
+
+
+def shard_of(video_id: str, num_shards: int) -> int:
+    """Stable shard of a video (crc32 of its id), the same in every process and run."""
+    return zlib.crc32(video_id.encode()) % num_shards
+
+
+def _cache_dir(cfg: PipelineConfig, encoder: ImageEncoder) -> Path:
+    return cfg.workdir / "cache" / "frames" / f"{encoder.name.replace(':', '_')}-{encoder.version}-{cfg.sampling.key()}"
+
+
+def _file_key(path: Path, memo: dict[str, list], fresh: dict[str, list]) -> str:
+    """SHA-256 of the file's content, memoised by (path, size, mtime_ns)."""
+    st = path.stat()
+    seen = memo.get(str(path))
+    if seen and seen[0] == st.st_size and seen[1] == st.st_mtime_ns:
+        fresh[str(path)] = seen
+        return str(seen[2])
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    fresh[str(path)] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
     return h.hexdigest()
 
 
-def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
+def _progress(iterable, total: int, desc: str):  # type: ignore[no-untyped-def]
+    """A progress bar on an interactive terminal; plain iteration (and log lines) elsewhere."""
+    if not sys.stderr.isatty():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="video")
+
+
+def _shard_dir(cfg: PipelineConfig, run_date: str) -> Path:
+    return cfg.partition(run_date, "frame_features") / "shards"
+
+
+def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -> dict[str, object]:
+    """Embed the videos of one shard; writes shards/shard-KKKKK-of-NNNNN.{parquet,json}."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is outside 0..{num_shards - 1}")
     t0 = time.perf_counter()
     videos = ingest.load(cfg, run_date).videos
-    encoder = get_image_encoder(cfg.image_encoder, cfg.torch_threads)
-    cache_dir = cfg.workdir / "cache" / "frames" / f"{encoder.name}-{encoder.version}-n{cfg.frames_per_video}"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    videos = videos[(videos["media_file"] != "") & (videos["video_id"].map(lambda v: shard_of(v, num_shards)) == shard)]
+    encoder = get_image_encoder(cfg.image_encoder, cfg.torch_threads, cfg.image_runtime, cfg.image_weights)
+    cache = _cache_dir(cfg, encoder)
+    cache.mkdir(parents=True, exist_ok=True)
+    memo_path = cfg.workdir / "cache" / "filehash" / f"shard-{shard:05d}-of-{num_shards:05d}.json"
+    memo = json.loads(memo_path.read_text()) if memo_path.exists() else {}
+    fresh_memo: dict[str, list] = {}
 
-    rows, quarantine, pending, pending_keys = [], [], {}, {}
-    frames_decoded = cached = 0
-    for vid, media in zip(videos["video_id"], videos["media_file"], strict=True):
-        if not media:
-            continue  # no file: the video is text-only, which is allowed
+    rows, segments, quarantine = [], [], []
+    stats: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    pending: list[tuple[str, str, SampledFrames]] = []
+
+    def add(vid: str, key: str, result: VideoEmbedding) -> None:
+        rows.append(
+            {
+                "video_id": vid,
+                "content_sha256": key,
+                "embedding": result.embedding.tolist(),
+                "num_segments": len(result.segments),
+                "frames": result.frames,
+            }
+        )
+        for seg, emb in zip(result.segments, result.segment_embeddings, strict=True):
+            start = float(seg * cfg.sampling.segment_seconds)
+            end = start + cfg.sampling.segment_seconds
+            segments.append(
+                {"video_id": vid, "segment": int(seg), "start_s": start, "end_s": end, "embedding": emb.tolist()}
+            )
+
+    def flush() -> None:
+        """Encode the pending videos' frames in one batch (the encoder is fastest on full batches)."""
+        if not pending:
+            return
+        t = time.perf_counter()
+        all_emb = encoder.encode([f for p in pending for f in p[2].frames])  # sizes may differ
+        seconds["encode"] += time.perf_counter() - t
+        start = 0
+        for vid, key, sampled in pending:
+            n = len(sampled.frames)
+            result = embed_sampled(all_emb[start : start + n], sampled.indices, sampled.meta.fps, cfg.sampling)
+            start += n
+            atomic_write(cache / f"{key}.npz", lambda p, r=result: _save_result(p, r))
+            add(vid, key, result)
+            stats["embedded"] += 1
+        pending.clear()
+
+    for vid, media in _progress(
+        zip(videos["video_id"], videos["media_file"], strict=True), len(videos), f"frames {shard}"
+    ):
         path = Path(media)
         try:
-            key = file_sha256(path) if path.is_file() else None
-            if key and (cache_dir / f"{key}.npy").exists():
-                rows.append((vid, key, np.load(cache_dir / f"{key}.npy")))
-                cached += 1
+            key = _file_key(path, memo, fresh_memo) if path.is_file() else ""
+            cached = cache / f"{key}.npz"
+            if key and cached.exists():
+                add(vid, key, _load_result(cached))
+                stats["skipped_unchanged"] += 1
                 continue
-            sampled = sample_frames(path, cfg.frames_per_video, cfg.min_decoded_fraction)
+            t = time.perf_counter()
+            sampled = sample_frames(path, cfg.sampling, cfg.min_decoded_fraction)
+            seconds["decode"] += time.perf_counter() - t
         except VideoDecodeError as exc:
             quarantine.append({"video_id": vid, "media_file": media, "reason": str(exc)})
+            stats[f"quarantined[{exc}]"] += 1
             log.warning("quarantined video %s (%s): %s", vid, media, exc)
             continue
-        frames_decoded += len(sampled.frames)
-        pending[vid], pending_keys[vid] = sampled.frames, key
+        stats["frames_decoded"] += len(sampled.frames)
+        if len(sampled.frames) < sampled.wanted:
+            stats["flagged_partial_decode"] += 1
+            log.warning("video %s decoded %d of %d sampled frames", vid, len(sampled.frames), sampled.wanted)
+        pending.append((vid, key, sampled))
+        if sum(len(p[2].frames) for p in pending) >= ENCODE_BATCH_FRAMES:
+            flush()
+    flush()
+    rows.sort(key=lambda r: r["video_id"])
 
-    embedded = compute_frame_features(pending, encoder)
-    for vid, emb in embedded.items():
-        np.save(cache_dir / f"{pending_keys[vid]}.npy", emb)
-        rows.append((vid, pending_keys[vid], emb))
-
-    rows.sort(key=lambda r: r[0])
-    features = pd.DataFrame(
-        {
-            "video_id": [r[0] for r in rows],
-            "content_sha256": [r[1] for r in rows],
-            "embedding": [r[2].astype(np.float32).tolist() for r in rows],
-        }
+    atomic_write(memo_path, lambda p: p.write_text(json.dumps(fresh_memo)))
+    out = _shard_dir(cfg, run_date)
+    name = f"shard-{shard:05d}-of-{num_shards:05d}"
+    write_parquet(
+        out / f"{name}.features.parquet",
+        pd.DataFrame(rows, columns=["video_id", "content_sha256", "embedding", "num_segments", "frames"]),
     )
-    features["encoder"] = f"{encoder.name}@{encoder.version}"
-    out = cfg.partition(run_date, "frame_features")
-    write_parquet(out / "frame_features.parquet", features)
-    write_parquet(out / "quarantine.parquet", pd.DataFrame(quarantine, columns=["video_id", "media_file", "reason"]))
+    write_parquet(
+        out / f"{name}.segments.parquet",
+        pd.DataFrame(segments, columns=["video_id", "segment", "start_s", "end_s", "embedding"]),
+    )
+    write_parquet(
+        out / f"{name}.quarantine.parquet", pd.DataFrame(quarantine, columns=["video_id", "media_file", "reason"])
+    )
     summary = {
-        "videos_seen": int((videos["media_file"] != "").sum()),
-        "embedded": len(embedded),
-        "skipped_unchanged": cached,
+        "videos_seen": len(videos),
+        "embedded": stats["embedded"],
+        "skipped_unchanged": stats["skipped_unchanged"],
         "quarantined": len(quarantine),
-        "frames_decoded": frames_decoded,
+        "frames_decoded": stats["frames_decoded"],
+        "flagged_partial_decode": stats["flagged_partial_decode"],
+        **{k: v for k, v in stats.items() if k.startswith("quarantined[")},
+        "seconds_decode": round(seconds["decode"], 2),
+        "seconds_encode": round(seconds["encode"], 2),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    write_json(out / "summary.json", summary)
-    log.info("frame_features %s: %s", run_date, summary)
+    write_json(out / f"{name}.json", summary)
+    log.info("frame_features %s shard %d/%d: %s", run_date, shard, num_shards, json.dumps(summary))
     return summary
+
+
+def reduce_shards(cfg: PipelineConfig, run_date: str, num_shards: int) -> dict[str, object]:
+    """Join the shards' outputs into frame_features.parquet, segments.parquet, quarantine.parquet."""
+    shard_dir = _shard_dir(cfg, run_date)
+    names = [f"shard-{k:05d}-of-{num_shards:05d}" for k in range(num_shards)]
+    missing = [n for n in names if not (shard_dir / f"{n}.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"frame_features shards not finished for {run_date}: {missing}")
+    out = cfg.partition(run_date, "frame_features")
+    for part, sort in (("features", ["video_id"]), ("segments", ["video_id", "segment"]), ("quarantine", ["video_id"])):
+        df = pd.concat([pd.read_parquet(shard_dir / f"{n}.{part}.parquet") for n in names], ignore_index=True)
+        target = "frame_features" if part == "features" else part
+        write_parquet(out / f"{target}.parquet", df.sort_values(sort, kind="stable").reset_index(drop=True))
+    summary: Counter[str] = Counter()
+    for n in names:
+        summary.update(json.loads((shard_dir / f"{n}.json").read_text()))
+    result = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in sorted(summary.items())}
+    result["shards"] = num_shards
+    write_json(out / "summary.json", result)
+    log.info("frame_features %s: %s", run_date, json.dumps(result))
+    return result
+
+
+def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    """All shards in this process, then the reduce (what the CLI and `vidrec run` do)."""
+    for shard in range(cfg.frame_shards):
+        run_shard(cfg, run_date, shard, cfg.frame_shards)
+    return reduce_shards(cfg, run_date, cfg.frame_shards)
 
 
 def load(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:

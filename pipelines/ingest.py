@@ -25,7 +25,8 @@ def read_table(source: Path, name: str) -> pd.DataFrame:
             return pd.read_parquet(parquet)
         if csv.exists():
             id_cols = dict.fromkeys(("video_id", "user_id", "comment_id"), str)
-            return pd.read_csv(csv, dtype=id_cols, keep_default_na=False, na_values=[""])
+            # Bytes that are not UTF-8 become U+FFFD instead of failing the whole table.
+            return pd.read_csv(csv, dtype=id_cols, keep_default_na=False, na_values=[""], encoding_errors="replace")
     except Exception as exc:  # pandas raises many types for unreadable files
         raise SourceError(f"cannot read {name} table in {source}: {exc}") from exc
     if name == "comments":  # comments are optional: a source without them is valid

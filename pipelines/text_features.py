@@ -1,28 +1,68 @@
 """text_features: caption (title + description + tags) and comments through a pretrained text encoder.
 
-Caption and comments are separate modalities. A video's comments embedding is the mean of its
-top comments' embeddings (most liked first, at most ``max_comments_per_video``), re-normalised.
+Caption and comments are separate modalities. A video's comments embedding is the weighted mean
+of its comments' embeddings, re-normalised: weight = (1 + ln(1 + likes)) x 0.5 ** (age_days /
+half_life_days), the ``max_comments_per_video`` heaviest after cleaning (URLs and control
+characters stripped, whitespace collapsed, cut to ``max_comment_chars``) and deduplication.
 A video with an empty caption or no comments gets a zero vector and a 0 presence flag: the
 model masks that modality instead of learning from made-up text.
+
+Incremental: embeddings are cached by (encoder name and version, SHA-1 of the exact text), so a
+nightly run encodes only texts it has not seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines import ingest
-from pipelines.config import PipelineConfig, write_json, write_parquet
+from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json, write_parquet
 from recsys.encoders import TextEncoder, get_text_encoder
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _URL = re.compile(r"https?://\S+")
+
+
+class CachedTextEncoder:
+    """Wraps a text encoder with a persistent cache keyed by the SHA-1 of each exact text."""
+
+    def __init__(self, encoder: TextEncoder, path: Path) -> None:
+        self.encoder, self.path = encoder, path
+        self.name, self.version, self.dim = encoder.name, encoder.version, encoder.dim
+        self._cache: dict[str, np.ndarray] = {}
+        if path.exists():
+            df = pd.read_parquet(path)
+            self._cache = {k: np.asarray(v, np.float32) for k, v in zip(df["key"], df["embedding"], strict=True)}
+        self.hits = self.misses = 0
+        self._dirty = False
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._cache}.items())
+        if todo:
+            for (k, _), emb in zip(todo, self.encoder.encode([t for _, t in todo]), strict=True):
+                self._cache[k] = emb
+            self._dirty = True
+        self.misses += len(todo)
+        self.hits += len(texts) - len(todo)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._cache[k] for k in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        if self._dirty:
+            df = pd.DataFrame({"key": list(self._cache), "embedding": [v.tolist() for v in self._cache.values()]})
+            write_parquet(self.path, df)
+            self._dirty = False
 
 
 def clean_text(text: str, max_chars: int) -> str:
@@ -37,9 +77,18 @@ def caption_text(title: str, description: str, tags: str) -> str:
 
 
 def compute_text_features(
-    videos: pd.DataFrame, comments: pd.DataFrame, encoder: TextEncoder, max_comments: int, max_chars: int
+    videos: pd.DataFrame,
+    comments: pd.DataFrame,
+    encoder: TextEncoder,
+    max_comments: int,
+    max_chars: int,
+    now_epoch_s: float = 0.0,
+    half_life_days: float = 30.0,
 ) -> pd.DataFrame:
-    """One row per video: caption and comments embeddings ([dim] lists) with presence flags."""
+    """One row per video: caption and comments embeddings ([dim] lists) with presence flags.
+
+    ``now_epoch_s`` is the end of the run date (comment ages are measured from it).
+    """
     captions = [
         clean_text(caption_text(t, d, g), max_chars)
         for t, d, g in zip(videos["title"], videos["description"], videos["tags"], strict=True)
@@ -49,20 +98,23 @@ def compute_text_features(
     if has_caption.any():
         caption_emb[has_caption] = encoder.encode([c for c in captions if c])
 
+    c = comments.assign(text=comments["text"].map(lambda t: clean_text(t, max_chars)))
+    c = c[c["text"] != ""].drop_duplicates(["video_id", "text"])
+    created = pd.to_numeric(c["created_at"], errors="coerce") if "created_at" in c else pd.Series(np.nan, index=c.index)
+    age_days = ((now_epoch_s - created) / 86400.0).clip(lower=0).fillna(0.0)
+    c = c.assign(weight=(1.0 + np.log1p(c["likes"].clip(lower=0))) * 0.5 ** (age_days / half_life_days))
     top = (
-        comments.assign(text=comments["text"].map(lambda t: clean_text(t, max_chars)))
-        .query("text != ''")
-        .drop_duplicates(["video_id", "text"])
-        .sort_values(["video_id", "likes", "comment_id"], ascending=[True, False, True], kind="stable")
+        c.sort_values(["video_id", "weight", "comment_id"], ascending=[True, False, True], kind="stable")
         .groupby("video_id", sort=False)
         .head(max_comments)
     )
-    comment_emb = encoder.encode(top["text"].tolist()) if len(top) else np.zeros((0, encoder.dim), np.float32)
     pos = {vid: i for i, vid in enumerate(videos["video_id"])}
+    top = top[top["video_id"].isin(pos)]
+    comment_emb = encoder.encode(top["text"].tolist())
     sums = np.zeros((len(videos), encoder.dim), np.float64)
     counts = np.zeros(len(videos), np.int64)
     rows = top["video_id"].map(pos).to_numpy()
-    np.add.at(sums, rows, comment_emb)
+    np.add.at(sums, rows, comment_emb * top["weight"].to_numpy()[:, None])
     np.add.at(counts, rows, 1)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     comments_emb = np.where(norms > 0, sums / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
@@ -83,10 +135,19 @@ def compute_text_features(
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
     t0 = time.perf_counter()
     src = ingest.load(cfg, run_date)
-    encoder = get_text_encoder(cfg.text_encoder, cfg.torch_threads)
+    base = get_text_encoder(cfg.text_encoder, cfg.torch_threads)
+    cache_name = f"{base.name}-{base.version}".replace(":", "_").replace("/", "_")
+    encoder = CachedTextEncoder(base, cfg.workdir / "cache" / "text" / f"{cache_name}.parquet")
     features = compute_text_features(
-        src.videos, src.comments, encoder, cfg.max_comments_per_video, cfg.max_comment_chars
+        src.videos,
+        src.comments,
+        encoder,
+        cfg.max_comments_per_video,
+        cfg.max_comment_chars,
+        now_epoch_s=run_date_end_epoch_s(run_date),
+        half_life_days=cfg.comment_half_life_days,
     )
+    encoder.save()
     features["encoder"] = f"{encoder.name}@{encoder.version}"
     for col in ("caption_embedding", "comments_embedding"):
         features[col] = features[col].map(lambda a: np.asarray(a, np.float32).tolist())
@@ -96,7 +157,9 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
         "videos": len(features),
         "with_caption": int(features["has_caption"].sum()),
         "with_comments": int(features["has_comments"].sum()),
-        "comments_embedded": int(features["num_comments"].sum()),
+        "comments_used": int(features["num_comments"].sum()),
+        "texts_encoded": encoder.misses,
+        "texts_from_cache": encoder.hits,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_json(out / "summary.json", summary)

@@ -7,6 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export TF_USE_LEGACY_KERAS=1 HF_HUB_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2
+# `dags test` runs tasks in this process: a failure should end the demo, not wait for retries.
+export VIDREC_TASK_RETRIES="${VIDREC_TASK_RETRIES:-0}"
 
 source_dir="$root/var/demo-source"
 workdir="$root/var/work"

@@ -45,6 +45,7 @@ def test_text_features_masks_and_aggregates():
     assert f["has_caption"].tolist() == [True, False, True]
     assert f.loc["b", "caption_embedding"].tolist() == [0, 0, 0, 0]
     assert f["num_comments"].tolist() == [2, 0, 0]  # dog (deduplicated) + sun
-    # mean of dog and sun one-hots, renormalised: [0, 1, 0, 1] / sqrt(2)
-    np.testing.assert_allclose(f.loc["a", "comments_embedding"], [0, 2**-0.5, 0, 2**-0.5], atol=1e-6)
+    # weighted by 1 + ln(1 + likes): dog 1 + ln 6 = 2.7918, sun 1 + ln 2 = 1.6931, renormalised
+    w = np.array([0, 1 + np.log(6), 0, 1 + np.log(2)])
+    np.testing.assert_allclose(f.loc["a", "comments_embedding"], w / np.linalg.norm(w), atol=1e-6)
     assert not f.loc["c", "has_comments"]
