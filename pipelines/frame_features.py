@@ -25,7 +25,8 @@ import logging
 import sys
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 4096 * 2160  # beyond 4K: refuse rather than risk memory on a bogus header
 MAX_FPS = 1000.0
 MAX_DURATION_S = 24 * 3600.0
+LOOKAHEAD_VIDEOS = 8  # videos decoded ahead of the encoder (bounds memory)
 ENCODE_BATCH_FRAMES = 64  # frames of several videos are encoded together
 SEEK_GAP_FRAMES = 48  # past this gap, seeking (to a keyframe, then decoding forward) beats grabbing
 
@@ -219,6 +221,19 @@ def _file_key(path: Path, memo: dict[str, list], fresh: dict[str, list]) -> str:
     return h.hexdigest()
 
 
+def _read_ahead(pool: ThreadPoolExecutor, fn, items: list[tuple], depth: int):  # type: ignore[no-untyped-def]
+    """Yield (item, fn(*item)) in order, with at most ``depth`` calls running ahead (bounded memory)."""
+    queue: deque = deque()
+    for item in items:
+        queue.append((item, pool.submit(fn, *item)))
+        if len(queue) > depth:
+            done, future = queue.popleft()
+            yield done, future.result()
+    while queue:
+        done, future = queue.popleft()
+        yield done, future.result()
+
+
 def _progress(iterable, total: int, desc: str):  # type: ignore[no-untyped-def]
     """A progress bar on an interactive terminal; plain iteration (and log lines) elsewhere."""
     if not sys.stderr.isatty():
@@ -285,32 +300,42 @@ def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -
             stats["embedded"] += 1
         pending.clear()
 
-    for vid, media in _progress(
-        zip(videos["video_id"], videos["media_file"], strict=True), len(videos), f"frames {shard}"
-    ):
+    def prepare(vid: str, media: str) -> tuple[str, object]:
+        """Hash, then load from cache or decode (I/O; runs ahead in a thread: cv2 releases the GIL)."""
         path = Path(media)
         try:
             key = _file_key(path, memo, fresh_memo) if path.is_file() else ""
-            cached = cache / f"{key}.npz"
-            if key and cached.exists():
-                add(vid, key, _load_result(cached))
-                stats["skipped_unchanged"] += 1
-                continue
+            if key and (cache / f"{key}.npz").exists():
+                return key, _load_result(cache / f"{key}.npz")
             t = time.perf_counter()
             sampled = sample_frames(path, cfg.sampling, cfg.min_decoded_fraction)
             seconds["decode"] += time.perf_counter() - t
+            return key, sampled
         except VideoDecodeError as exc:
-            quarantine.append({"video_id": vid, "media_file": media, "reason": str(exc)})
-            stats[f"quarantined[{exc}]"] += 1
-            log.warning("quarantined video %s (%s): %s", vid, media, exc)
-            continue
-        stats["frames_decoded"] += len(sampled.frames)
-        if len(sampled.frames) < sampled.wanted:
-            stats["flagged_partial_decode"] += 1
-            log.warning("video %s decoded %d of %d sampled frames", vid, len(sampled.frames), sampled.wanted)
-        pending.append((vid, key, sampled))
-        if sum(len(p[2].frames) for p in pending) >= ENCODE_BATCH_FRAMES:
-            flush()
+            return "", exc
+
+    # Decoding of the next videos overlaps encoding of the current batch.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        items = list(zip(videos["video_id"], videos["media_file"], strict=True))
+        jobs = ((vid, media, got) for (vid, media), got in _read_ahead(pool, prepare, items, LOOKAHEAD_VIDEOS))
+        for vid, media, (key, got) in _progress(jobs, len(videos), f"frames {shard}"):
+            if isinstance(got, VideoDecodeError):
+                quarantine.append({"video_id": vid, "media_file": media, "reason": str(got)})
+                stats[f"quarantined[{got}]"] += 1
+                log.warning("quarantined video %s (%s): %s", vid, media, got)
+                continue
+            if isinstance(got, VideoEmbedding):
+                add(vid, key, got)
+                stats["skipped_unchanged"] += 1
+                continue
+            sampled = got
+            stats["frames_decoded"] += len(sampled.frames)
+            if len(sampled.frames) < sampled.wanted:
+                stats["flagged_partial_decode"] += 1
+                log.warning("video %s decoded %d of %d sampled frames", vid, len(sampled.frames), sampled.wanted)
+            pending.append((vid, key, sampled))
+            if sum(len(p[2].frames) for p in pending) >= ENCODE_BATCH_FRAMES:
+                flush()
     flush()
     rows.sort(key=lambda r: r["video_id"])
 

@@ -79,6 +79,10 @@ def test_rerun_is_idempotent_and_incremental(pipeline_run):
     assert again["frames_decoded"] == 0 and again["embedded"] == 0
     assert again["skipped_unchanged"] == summaries["frame_features"]["embedded"]
     pd.testing.assert_frame_equal(before, after)
+    from pipelines import text_features
+
+    text_again = text_features.run(cfg, RUN_DATE)
+    assert text_again["texts_encoded"] == 0 and text_again["texts_from_cache"] > 0
     first = pd.read_parquet(cfg.partition(RUN_DATE, "ingest") / "events.parquet")
     ingest.run(cfg, RUN_DATE)
     pd.testing.assert_frame_equal(first, pd.read_parquet(cfg.partition(RUN_DATE, "ingest") / "events.parquet"))

@@ -49,3 +49,52 @@ def test_text_features_masks_and_aggregates():
     w = np.array([0, 1 + np.log(6), 0, 1 + np.log(2)])
     np.testing.assert_allclose(f.loc["a", "comments_embedding"], w / np.linalg.norm(w), atol=1e-6)
     assert not f.loc["c", "has_comments"]
+
+
+def test_recent_and_liked_comments_weigh_more():
+    videos = pd.DataFrame({"video_id": ["a"], "title": ["x"], "description": [""], "tags": [""]})
+    day = 86400
+    comments = pd.DataFrame(
+        {
+            "video_id": ["a", "a"],
+            "text": ["cat", "car"],
+            "likes": [0, 0],
+            "comment_id": ["1", "2"],
+            "created_at": [100 * day - 30 * day, 100 * day],  # "cat" is one half-life old
+        }
+    )
+    f = compute_text_features(videos, comments, BagOfWordsEncoder(), 20, 100, now_epoch_s=100 * day, half_life_days=30)
+    # weights: cat 0.5, car 1.0 -> [0.5, 0, 1, 0] normalised
+    w = np.array([0.5, 0, 1.0, 0])
+    np.testing.assert_allclose(f.loc[0, "comments_embedding"], w / np.linalg.norm(w), atol=1e-6)
+    # capped at one comment: the heavier (newer) one wins
+    f1 = compute_text_features(videos, comments, BagOfWordsEncoder(), 1, 100, now_epoch_s=100 * day, half_life_days=30)
+    assert f1.loc[0, "num_comments"] == 1 and f1.loc[0, "comments_embedding"][2] == 1.0
+
+
+def test_cached_encoder_encodes_each_text_once(tmp_path):
+    from pipelines.text_features import CachedTextEncoder
+
+    class Counting(BagOfWordsEncoder):
+        calls: list[list[str]] = []
+
+        def encode(self, texts):
+            self.calls.append(list(texts))
+            return super().encode(texts)
+
+    base = Counting()
+    enc = CachedTextEncoder(base, tmp_path / "cache.parquet")
+    first = enc.encode(["cat", "dog", "cat"])
+    assert len(base.calls) == 1 and sorted(base.calls[0]) == ["cat", "dog"]  # "cat" once
+    enc.save()
+    again = CachedTextEncoder(base, tmp_path / "cache.parquet")  # a new run reads the cache
+    np.testing.assert_array_equal(again.encode(["dog", "cat", "cat"]), first[[1, 0, 2]])
+    assert len(base.calls) == 1 and again.misses == 0 and again.hits == 3
+
+
+def test_non_utf8_bytes_in_a_csv_do_not_stop_ingest(tmp_path):
+    from pipelines.ingest import read_table
+
+    (tmp_path / "comments.csv").write_bytes(b"video_id,text\nv1,caf\xe9 ol\xe9 \xff\xfe\nv2,fine\n")
+    df = read_table(tmp_path, "comments")
+    assert df["text"].tolist() == ["caf\ufffd ol\ufffd \ufffd\ufffd", "fine"]
