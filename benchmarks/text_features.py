@@ -42,7 +42,10 @@ def main() -> None:
     t_pipe = time.perf_counter() - t0
     items = len(out) + int(out["num_comments"].sum())
 
-    captions = [clean_text(caption_text(t, d, g), 500) for t, d, g in zip(src.videos["title"], src.videos["description"], src.videos["tags"], strict=True)]
+    captions = [
+        clean_text(caption_text(t, d, g), 500)
+        for t, d, g in zip(src.videos["title"], src.videos["description"], src.videos["tags"], strict=True)
+    ]
     texts = [c for c in captions if c] + [clean_text(t, 500) for t in src.comments["text"]]
     t0 = time.perf_counter()
     encoder.encode(list(dict.fromkeys(texts)))

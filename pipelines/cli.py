@@ -23,6 +23,7 @@ DEFAULT_STATE = Path(os.environ.get("VIDREC_STATE_DIR", "var/state"))
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from pipelines.config import PipelineConfig
+    from recsys.frames import SamplingConfig
     from recsys.model import TwoTowerConfig
 
     model = TwoTowerConfig()
@@ -33,6 +34,11 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         workdir=Path(args.workdir),
         namespace=args.namespace,
         redis_url=args.redis_url,
+        image_encoder=args.image_encoder,
+        image_runtime=args.image_runtime,
+        text_encoder=args.text_encoder,
+        frame_shards=args.frame_shards,
+        sampling=SamplingConfig(strategy=args.sampling, num_frames=args.frames, frames_per_second=args.fps),
         model=model,
     )
 
@@ -112,6 +118,13 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     p.add_argument("--namespace", default=os.environ.get("VIDREC_NAMESPACE", "demo"))
     p.add_argument("--redis-url", default=os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--epochs", type=int, default=None, help="override the model's training epochs")
+    p.add_argument("--image-encoder", default="efficientnet-lite0", help="efficientnet-lite0 or keras:<app>")
+    p.add_argument("--image-runtime", default="auto", choices=("auto", "onnx", "torch"))
+    p.add_argument("--text-encoder", default="all-minilm-l6-v2", help="all-minilm-l6-v2, st:/path or hashed-ngram")
+    p.add_argument("--sampling", default="uniform", choices=("uniform", "fps", "scene"), help="frame sampling")
+    p.add_argument("--frames", type=int, default=4, help="frames per video (uniform sampling)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames per second (fps sampling)")
+    p.add_argument("--frame-shards", type=int, default=2, help="frame_features shards")
 
 
 def build_parser() -> argparse.ArgumentParser:

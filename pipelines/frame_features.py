@@ -72,7 +72,8 @@ class VideoMeta:
 class SampledFrames:
     frames: np.ndarray  # [n, h, w, 3] uint8 RGB (downscaled to max_side_px)
     indices: np.ndarray  # [n] frame index of each decoded frame
-    wanted: int  # how many frames the plan asked for
+    wanted: int  # how many frames the plan asked to decode
+    decoded: int  # how many of those decoded (before scene selection keeps some)
     meta: VideoMeta
 
 
@@ -166,7 +167,7 @@ def sample_frames(path: Path, sampling: SamplingConfig, min_decoded_fraction: fl
             np.stack([colour_histogram(f) for f in stack]), sampling.scene_threshold, sampling.max_frames
         )
         stack, idx = stack[keep], idx[keep]
-    return SampledFrames(stack, idx, len(wanted), meta)
+    return SampledFrames(stack, idx, len(wanted), len(frames), meta)
 
 
 @dataclass(frozen=True)
@@ -329,10 +330,10 @@ def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -
                 stats["skipped_unchanged"] += 1
                 continue
             sampled = got
-            stats["frames_decoded"] += len(sampled.frames)
-            if len(sampled.frames) < sampled.wanted:
+            stats["frames_decoded"] += sampled.decoded
+            if sampled.decoded < sampled.wanted:
                 stats["flagged_partial_decode"] += 1
-                log.warning("video %s decoded %d of %d sampled frames", vid, len(sampled.frames), sampled.wanted)
+                log.warning("video %s decoded %d of %d sampled frames", vid, sampled.decoded, sampled.wanted)
             pending.append((vid, key, sampled))
             if sum(len(p[2].frames) for p in pending) >= ENCODE_BATCH_FRAMES:
                 flush()
