@@ -38,6 +38,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         image_runtime=args.image_runtime,
         text_encoder=args.text_encoder,
         frame_shards=args.frame_shards,
+        protocol=args.protocol,
         sampling=SamplingConfig(strategy=args.sampling, num_frames=args.frames, frames_per_second=args.fps),
         model=model,
     )
@@ -125,6 +126,12 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     p.add_argument("--frames", type=int, default=4, help="frames per video (uniform sampling)")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second (fps sampling)")
     p.add_argument("--frame-shards", type=int, default=2, help="frame_features shards")
+    p.add_argument(
+        "--protocol",
+        default="global_time",
+        choices=("global_time", "user_time", "leave_last_out", "random"),
+        help="evaluation split (dataset, train and evaluate must share it)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from recsys.frames import SamplingConfig
 from recsys.model import TwoTowerConfig
+from recsys.split import PROTOCOLS
 
 STEPS = ("ingest", "frame_features", "text_features", "dataset", "train", "evaluate", "publish")
 
@@ -51,8 +52,10 @@ class PipelineConfig:
     comment_half_life_days: float = 30.0
     """A comment's weight in its video's comments embedding halves every this many days of age."""
     torch_threads: int | None = None
+    protocol: str = "global_time"
+    """Evaluation split: global_time, user_time, leave_last_out or random (see recsys.split)."""
     test_fraction: float = 0.2
-    """Global time split: events in the last test_fraction of timestamps are held out."""
+    """Share of events held out (global_time: by time over all; user_time: per user; random)."""
     topk: int = 100
     """Length of each user's published list."""
     popular_window_days: int = 28
@@ -61,6 +64,8 @@ class PipelineConfig:
     model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if (
@@ -79,7 +84,8 @@ class PipelineConfig:
         return self.workdir / "runs" / parse_run_date(run_date).isoformat() / step
 
     def model_version(self, run_date: str) -> str:
-        digest = hashlib.sha256(json.dumps(asdict(self.model), sort_keys=True).encode()).hexdigest()[:8]
+        trained_on = {"model": asdict(self.model), "protocol": self.protocol, "test_fraction": self.test_fraction}
+        digest = hashlib.sha256(json.dumps(trained_on, sort_keys=True).encode()).hexdigest()[:8]
         return f"{parse_run_date(run_date).strftime('%Y%m%d')}-{digest}"
 
     def model_dir(self, version: str) -> Path:

@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines import frame_features, ingest, text_features
 from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
 from recsys.model import ItemContent
-from recsys.split import Split, global_time_split
+from recsys.split import Split, make_split
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         item_idx=src.events["video_id"].map(ipos).astype("int32"),
         user_idx=src.events["user_id"].map(upos).astype("int32"),
     )
-    split = global_time_split(events, cfg.test_fraction)
+    split = make_split(events, cfg.protocol, cfg.test_fraction, seed=cfg.model.seed)
 
     out = cfg.partition(run_date, "dataset")
     write_json(out / "items.json", items)
@@ -87,6 +87,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         lambda p: np.savez(p.open("wb"), **{f: getattr(content, f) for f in content.__dataclass_fields__}),
     )
     write_parquet(out / "events.parquet", events)
+    write_parquet(out / "train.parquet", split.train)
+    write_parquet(out / "test.parquet", split.test)
     summary = {
         **split.describe(),
         "items": len(items),
@@ -108,12 +110,11 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
         content = ItemContent(**{k: z[k] for k in z.files})
     events = pd.read_parquet(out / "events.parquet")
     meta = json.loads((out / "split.json").read_text())
-    cutoff = int(meta["cutoff_ts"])
     split = Split(
         meta["protocol"],
-        events[events["ts"] < cutoff].reset_index(drop=True),
-        events[events["ts"] >= cutoff].reset_index(drop=True),
-        cutoff,
+        pd.read_parquet(out / "train.parquet"),
+        pd.read_parquet(out / "test.parquet"),
+        meta.get("cutoff_ts"),
     )
     return Dataset(
         items=json.loads((out / "items.json").read_text()),

@@ -1,10 +1,13 @@
-"""evaluate: offline Recall@K / NDCG@K of the model and a popularity baseline on held-out events.
+"""evaluate: offline metrics of the model and a popularity baseline on held-out events.
 
-Protocol (global time split): each evaluated user's history is their events before the cutoff
-T; their relevant items are the videos they watched at or after T that they had not watched
-before T. All videos are ranked except the user's pre-T history. Users with no pre-T event or
-no new post-T video are not evaluated (counted in the output). The popularity baseline ranks
-by pre-T watch count, through the same ranking and metric code.
+Protocols (``cfg.protocol``; see ``recsys.split``): global_time (default for the nightly job),
+user_time (each user's last 20% by time), leave_last_out, and random (the TFRS basic-retrieval
+tutorial's 80/20; nothing excluded from the ranking). For the first three, each evaluated user's
+history is their training events, their relevant items are test videos they had not watched in
+training, and every video is ranked except their training videos. Users with no training event
+or nothing relevant are not evaluated (counted). Popularity ranks by training watch count
+through the same ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at K in
+{10, 20, 50} with standard errors over users; coverage, novelty and popularity of the lists.
 """
 
 from __future__ import annotations
@@ -17,28 +20,32 @@ import pandas as pd
 
 from pipelines import dataset, train
 from pipelines.config import PipelineConfig, write_json
-from recsys.metrics import evaluate_rankings, topk_with_exclusions
+from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
 from recsys.model import last_history
 
 log = logging.getLogger(__name__)
 
-K_VALUES = (10,)
+K_VALUES = (10, 20, 50)
 
 
 def evaluation_targets(
-    train_events: pd.DataFrame, test_events: pd.DataFrame
+    train_events: pd.DataFrame, test_events: pd.DataFrame, exclude_train_items: bool = True
 ) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
-    """(user indices, per-user train items to exclude, per-user relevant test items) for evaluable users."""
+    """(user indices, per-user items to exclude from ranking, per-user relevant items) for evaluable users.
+
+    With ``exclude_train_items`` a user's training videos are neither ranked nor relevant.
+    """
     seen = train_events.groupby("user_idx")["item_idx"].agg(lambda s: np.unique(s.to_numpy()))
     later = test_events.groupby("user_idx")["item_idx"].agg(set)
     users, exclude, relevant = [], [], []
+    nothing = np.zeros(0, np.int64)
     for u, items in later.items():
         if u not in seen.index:
             continue
-        rel = items - set(seen[u].tolist())
+        rel = items - set(seen[u].tolist()) if exclude_train_items else items
         if rel:
             users.append(int(u))
-            exclude.append(seen[u])
+            exclude.append(seen[u] if exclude_train_items else nothing)
             relevant.append(rel)
     return np.asarray(users, np.int64), exclude, relevant
 
@@ -48,6 +55,7 @@ def evaluate_scorers(
     users: np.ndarray,
     exclude: list[np.ndarray],
     relevant: list[set[int]],
+    train_counts: np.ndarray,
     k_values: tuple[int, ...] = K_VALUES,
 ) -> dict[str, dict[str, float]]:
     """Each scorer returns [n_users, max(k)] ranked item indices; all share the metric code."""
@@ -58,6 +66,7 @@ def evaluate_scorers(
         metrics: dict[str, float] = {}
         for k in k_values:
             metrics.update(evaluate_rankings(ranked, relevant, k))
+            metrics.update(beyond_accuracy(ranked, train_counts, k))
         out[name] = metrics
     return out
 
@@ -76,11 +85,35 @@ def popularity_scorer(
     return score
 
 
+PROTOCOL_DETAIL = {
+    "global_time": "train before time T (80th percentile), test at/after T; rank all videos except the user's training videos",
+    "user_time": "each user's last 20% of events by time are test; rank all videos except the user's training videos",
+    "leave_last_out": "each user's last event is test; rank all videos except the user's training videos",
+    "random": "random 80/20 split of events (TFRS basic-retrieval tutorial); nothing excluded from ranking",
+}
+
+
+def format_table(report: dict) -> str:  # type: ignore[type-arg]
+    """The report's metrics as a plain-text table (mean ± standard error over users)."""
+    lines = [
+        f"data: {report['data_source']}  protocol: {report['protocol']}  users evaluated: "
+        f"{report['users_evaluated']} of {report['users_total']}  model: {report['model_version']}",
+        f"{'model':<12}"
+        + "".join(f"{m + '@' + str(k):>17}" for k in K_VALUES for m in ("recall", "ndcg"))
+        + "".join(f"{m + '@10':>14}" for m in ("hitrate", "mrr", "coverage")),
+    ]
+    for name, m in report["metrics"].items():
+        cells = "".join(f"{m[f'{x}@{k}']:>10.4f}±{m[f'{x}@{k}_se']:.4f}" for k in K_VALUES for x in ("recall", "ndcg"))
+        cells += "".join(f"{m[f'{x}@10']:>14.4f}" for x in ("hitrate", "mrr", "coverage"))
+        lines.append(f"{name:<12}{cells}")
+    return "\n".join(lines)
+
+
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     ds = dataset.load(cfg, run_date)
     model = train.load_model(cfg, run_date)
     split = ds.split
-    users, exclude, relevant = evaluation_targets(split.train, split.test)
+    users, exclude, relevant = evaluation_targets(split.train, split.test, split.excludes_train_items)
     if len(users) == 0:
         raise ValueError("no user has events on both sides of the time split: lower test_fraction or add events")
     pad = len(ds.items)
@@ -97,18 +130,20 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         vecs = model.user_tower(hist[u], u.astype(np.int32))
         return topk_with_exclusions(vecs, model.item_vectors, k, excl)[0]
 
+    train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
     results = evaluate_scorers(
         {"two_tower": model_scorer, "popularity": popularity_scorer(split.train, len(ds.items))},
         users,
         exclude,
         relevant,
+        train_counts,
     )
     report = {
         "run_date": run_date,
         "model_version": model.version,
         "data_source": str(cfg.source),
         "protocol": split.protocol,
-        "protocol_detail": "train before cutoff T, test at/after T; rank all videos except the user's pre-T history",
+        "protocol_detail": PROTOCOL_DETAIL[split.protocol],
         **split.describe(),
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
@@ -116,15 +151,5 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     }
     write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
     write_json(model.path / "metrics.json", report)
-    for name, m in results.items():
-        log.info(
-            "evaluate %s [%s, %d users]: recall@10=%.4f±%.4f ndcg@10=%.4f±%.4f",
-            name,
-            split.protocol,
-            len(users),
-            m["recall@10"],
-            m["recall@10_se"],
-            m["ndcg@10"],
-            m["ndcg@10_se"],
-        )
+    print(format_table(report), flush=True)
     return report

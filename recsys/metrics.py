@@ -4,6 +4,13 @@ Conventions (binary relevance, one ranked list per user):
 * Recall@K = |top-K ∩ relevant| / |relevant|
 * NDCG@K = DCG@K / IDCG@K, DCG = sum over hits of 1 / log2(rank + 1) (rank from 1),
   IDCG = the DCG of min(|relevant|, K) hits at the top.
+* HitRate@K = 1 if any relevant item is in the top K, else 0.
+* MRR@K = 1 / rank of the first relevant item in the top K, 0 if none.
+Beyond accuracy, over all users' top-K lists together:
+* coverage@K = distinct recommended items / catalogue size.
+* novelty@K = mean self-information -log2 p(i) of recommended items, p(i) = (train events of i
+  + 1) / (train events + catalogue size) (add-one smoothed, so unseen items are finite).
+* popularity@K (average recommendation popularity) = mean train events of recommended items.
 Users with no relevant items are not evaluated (the caller decides who is); each metric is
 reported with its mean and standard error over evaluated users.
 """
@@ -30,6 +37,17 @@ def ndcg_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
     return float(dcg / idcg)
 
 
+def hit_rate_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    return float(any(item in relevant for item in list(ranked)[:k]))
+
+
+def mrr_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    for rank, item in enumerate(list(ranked)[:k], start=1):
+        if item in relevant:
+            return 1.0 / rank
+    return 0.0
+
+
 def mean_and_stderr(values: Sequence[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     if len(arr) == 0:
@@ -42,16 +60,29 @@ def evaluate_rankings(ranked: np.ndarray, relevant: Sequence[set[int]], k: int) 
     """ranked: [n_users, >=k] item indices, best first; relevant: one set per user (non-empty)."""
     if ranked.shape[0] != len(relevant):
         raise ValueError(f"{ranked.shape[0]} ranked lists for {len(relevant)} users")
-    recalls = [recall_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)]
-    ndcgs = [ndcg_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)]
-    recall, recall_se = mean_and_stderr(recalls)
-    ndcg, ndcg_se = mean_and_stderr(ndcgs)
+    out: dict[str, float] = {}
+    for name, fn in (("recall", recall_at_k), ("ndcg", ndcg_at_k), ("hitrate", hit_rate_at_k), ("mrr", mrr_at_k)):
+        mean, se = mean_and_stderr([fn(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)])
+        out[f"{name}@{k}"], out[f"{name}@{k}_se"] = mean, se
+    out["users"] = len(relevant)
+    return out
+
+
+def beyond_accuracy(ranked: np.ndarray, train_counts: np.ndarray, k: int) -> dict[str, float]:
+    """coverage@K, novelty@K and popularity@K of the top-K lists (see the module docstring).
+
+    ranked: [n_users, >=k] item indices (-1 = no item); train_counts: [n_items] train events.
+    """
+    top = ranked[:, :k]
+    items = top[top >= 0]
+    n_items = len(train_counts)
+    if len(items) == 0:
+        return {f"coverage@{k}": 0.0, f"novelty@{k}": float("nan"), f"popularity@{k}": float("nan")}
+    p = (train_counts + 1.0) / (train_counts.sum() + n_items)
     return {
-        f"recall@{k}": recall,
-        f"recall@{k}_se": recall_se,
-        f"ndcg@{k}": ndcg,
-        f"ndcg@{k}_se": ndcg_se,
-        "users": len(relevant),
+        f"coverage@{k}": len(np.unique(items)) / n_items,
+        f"novelty@{k}": float(np.mean(-np.log2(p[items]))),
+        f"popularity@{k}": float(np.mean(train_counts[items])),
     }
 
 

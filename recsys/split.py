@@ -8,6 +8,13 @@ import numpy as np
 import pandas as pd
 
 GLOBAL_TIME = "global_time"
+USER_TIME = "user_time"
+LEAVE_LAST_OUT = "leave_last_out"
+RANDOM = "random"
+PROTOCOLS = (GLOBAL_TIME, USER_TIME, LEAVE_LAST_OUT, RANDOM)
+# Whether each user's training videos are excluded from the ranking at evaluation. The TFRS
+# basic-retrieval tutorial's random split excludes nothing (its top-K accuracy counts re-finds).
+EXCLUDES_TRAIN_ITEMS = {GLOBAL_TIME: True, USER_TIME: True, LEAVE_LAST_OUT: True, RANDOM: False}
 
 
 @dataclass(frozen=True)
@@ -15,7 +22,8 @@ class Split:
     protocol: str
     train: pd.DataFrame
     test: pd.DataFrame
-    cutoff_ts: int
+    cutoff_ts: int | None = None
+    """Only for global_time: the time T separating train and test."""
 
     def describe(self) -> dict[str, object]:
         return {
@@ -24,6 +32,10 @@ class Split:
             "train_events": len(self.train),
             "test_events": len(self.test),
         }
+
+    @property
+    def excludes_train_items(self) -> bool:
+        return EXCLUDES_TRAIN_ITEMS[self.protocol]
 
 
 def global_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
@@ -42,3 +54,56 @@ def global_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
     if train.empty or test.empty:
         raise ValueError(f"time split at {cutoff} leaves an empty side; events need distinct timestamps")
     return Split(GLOBAL_TIME, train, test, cutoff)
+
+
+def _ranked_within_user(events: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(position of each event in its user's time order from 0, that user's event count)."""
+    order = events.sort_values(["user_id", "ts"], kind="stable")
+    pos = order.groupby("user_id").cumcount().reindex(events.index)
+    count = events.groupby("user_id")["user_id"].transform("size")
+    return pos, count
+
+
+def user_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
+    """Each user's last ``test_fraction`` of events (by time, at least one) are test, the rest train.
+
+    Users with a single event are train-only (nothing left to learn them from otherwise).
+    """
+    if events.empty:
+        raise ValueError("cannot split an empty events table")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    pos, count = _ranked_within_user(events)
+    n_test = np.maximum(1, np.floor(count * test_fraction)).where(count > 1, 0)
+    is_test = pos >= count - n_test
+    return Split(USER_TIME, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))
+
+
+def leave_last_out_split(events: pd.DataFrame) -> Split:
+    """Each user's last event (by time) is test; users with one event are train-only."""
+    if events.empty:
+        raise ValueError("cannot split an empty events table")
+    pos, count = _ranked_within_user(events)
+    is_test = (pos == count - 1) & (count > 1)
+    return Split(LEAVE_LAST_OUT, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))
+
+
+def random_split(events: pd.DataFrame, test_fraction: float, seed: int = 42) -> Split:
+    """The TFRS basic-retrieval tutorial's protocol: a random ``test_fraction`` of events is test."""
+    if events.empty:
+        raise ValueError("cannot split an empty events table")
+    rng = np.random.default_rng(seed)
+    is_test = rng.random(len(events)) < test_fraction
+    return Split(RANDOM, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))
+
+
+def make_split(events: pd.DataFrame, protocol: str, test_fraction: float = 0.2, seed: int = 42) -> Split:
+    if protocol == GLOBAL_TIME:
+        return global_time_split(events, test_fraction)
+    if protocol == USER_TIME:
+        return user_time_split(events, test_fraction)
+    if protocol == LEAVE_LAST_OUT:
+        return leave_last_out_split(events)
+    if protocol == RANDOM:
+        return random_split(events, test_fraction, seed)
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")

@@ -44,3 +44,27 @@ def test_topk_with_exclusions_exact():
 def test_topk_marks_missing_when_everything_excluded():
     idx, scores = topk_with_exclusions(np.ones((1, 1)), np.ones((2, 1)), 2, [np.array([0, 1])])
     assert idx.tolist() == [[-1, -1]] and np.isneginf(scores).all()
+
+
+def test_hitrate_and_mrr_hand_computed():
+    from recsys.metrics import hit_rate_at_k, mrr_at_k
+
+    # first relevant item (2) at rank 3 -> MRR 1/3; within k=2 no hit
+    assert mrr_at_k([5, 1, 2], {2, 9}, 3) == pytest.approx(1 / 3)
+    assert mrr_at_k([5, 1, 2], {2, 9}, 2) == 0.0
+    assert hit_rate_at_k([5, 1, 2], {2}, 3) == 1.0 and hit_rate_at_k([5, 1, 2], {2}, 2) == 0.0
+    out = evaluate_rankings(np.array([[5, 1, 2]]), [{2}], k=3)
+    assert out["hitrate@3"] == 1.0 and out["mrr@3"] == pytest.approx(1 / 3)
+
+
+def test_beyond_accuracy_hand_computed():
+    from recsys.metrics import beyond_accuracy
+
+    counts = np.array([6.0, 2.0, 0.0, 0.0])  # 8 train events over 4 items
+    ranked = np.array([[0, 1], [0, 2]])
+    out = beyond_accuracy(ranked, counts, k=2)
+    assert out["coverage@2"] == 3 / 4  # items 0, 1, 2
+    # p = (count + 1) / (8 + 4): item 0 -> 7/12, item 1 -> 3/12, item 2 -> 1/12
+    expected = np.mean([-np.log2(7 / 12), -np.log2(3 / 12), -np.log2(7 / 12), -np.log2(1 / 12)])
+    assert out["novelty@2"] == pytest.approx(expected)
+    assert out["popularity@2"] == pytest.approx((6 + 2 + 6 + 0) / 4)
