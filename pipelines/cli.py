@@ -26,7 +26,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from recsys.frames import SamplingConfig
     from recsys.model import TwoTowerConfig
 
-    model = TwoTowerConfig()
+    model = TwoTowerConfig(fusion=args.fusion, modalities=tuple(args.modalities.split(",")))
     if getattr(args, "epochs", None):
         model = replace(model, epochs=args.epochs)
     return PipelineConfig(
@@ -72,6 +72,12 @@ def cmd_demo_data(args: argparse.Namespace) -> object:
     cfg = DemoConfig(num_videos=args.videos, num_users=args.users, seed=args.seed, num_topics=args.topics)
     plan = write_demo_source(cfg, Path(args.out))
     return {"out": args.out, "videos": len(plan.videos), "comments": len(plan.comments), "events": len(plan.events)}
+
+
+def cmd_import(args: argparse.Namespace) -> object:
+    from pipelines.adapters import import_source
+
+    return import_source(args.format, Path(args.path), Path(args.source))
 
 
 def cmd_redis(args: argparse.Namespace) -> object:
@@ -127,6 +133,9 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     p.add_argument("--fps", type=float, default=1.0, help="frames per second (fps sampling)")
     p.add_argument("--frame-shards", type=int, default=2, help="frame_features shards")
     p.add_argument(
+        "--fusion", default="concat", choices=("concat", "weighted_sum", "attention"), help="item-tower fusion"
+    )
+    p.add_argument(
         "--protocol",
         default="global_time",
         choices=("global_time", "user_time", "leave_last_out", "random"),
@@ -148,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", type=int, default=8)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_data)
+
+    p = sub.add_parser("import", help="convert a public data set into a data-contract folder")
+    p.add_argument("format", choices=("movielens",))
+    p.add_argument("path", help="the data set's folder")
+    p.add_argument("--source", required=True, help="the data-contract folder to write")
+    p.set_defaults(func=cmd_import)
 
     for name, helptext in [
         ("ingest", "validate the source tables, quarantine bad rows"),

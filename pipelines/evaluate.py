@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipelines import dataset, train
 from pipelines.config import PipelineConfig, write_json
+from recsys import baselines
 from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
 from recsys.model import last_history
 
@@ -71,20 +72,6 @@ def evaluate_scorers(
     return out
 
 
-def popularity_scorer(
-    train_events: pd.DataFrame, num_items: int
-) -> Callable[[np.ndarray, list[np.ndarray], int], np.ndarray]:
-    counts = np.bincount(train_events["item_idx"].to_numpy(), minlength=num_items).astype(np.float32)
-    # Tiny index-based tie-break so equal counts rank the same way every run.
-    counts -= np.arange(num_items, dtype=np.float32) * 1e-6
-
-    def score(users: np.ndarray, exclude: list[np.ndarray], k: int) -> np.ndarray:
-        vecs = np.ones((len(users), 1), np.float32)
-        return topk_with_exclusions(vecs, counts[:, None], k, exclude)[0]
-
-    return score
-
-
 PROTOCOL_DETAIL = {
     "global_time": "train before time T (80th percentile), test at/after T; rank all videos except the user's training videos",
     "user_time": "each user's last 20% of events by time are test; rank all videos except the user's training videos",
@@ -131,13 +118,15 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         return topk_with_exclusions(vecs, model.item_vectors, k, excl)[0]
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
-    results = evaluate_scorers(
-        {"two_tower": model_scorer, "popularity": popularity_scorer(split.train, len(ds.items))},
-        users,
-        exclude,
-        relevant,
-        train_counts,
-    )
+    fit_on, n_users, n_items = split.train, len(ds.users), len(ds.items)
+    scorers = {
+        "two_tower": model_scorer,
+        "popularity": baselines.fit_popularity(fit_on, n_items),
+        "item_knn": baselines.fit_item_knn(fit_on, n_users, n_items),
+        "als": baselines.fit_als(fit_on, n_users, n_items, seed=cfg.model.seed),
+        "content_only": baselines.fit_content_only(fit_on, n_users, ds.content),
+    }
+    results = evaluate_scorers(scorers, users, exclude, relevant, train_counts)
     report = {
         "run_date": run_date,
         "model_version": model.version,

@@ -23,6 +23,7 @@ from recsys.model import (
     LoadedUserTower,
     TrainingExamples,
     TwoTowerConfig,
+    fusion_weights,
     history_windows,
     item_embeddings,
     save_user_tower,
@@ -56,6 +57,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     write_json(staging / "users.json", ds.users)
     write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
     write_json(staging / "train_history.json", result.history)
+    weights = fusion_weights(result.item_tower, len(ds.items))
+    write_json(staging / "fusion.json", {"fusion": cfg.model.fusion, "mean_modality_weights": weights})
     # Swap the finished folder in whole, so a reader never sees half a model.
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
@@ -64,6 +67,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         "version": version,
         "examples": len(examples.item),
         "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
+        "fusion": cfg.model.fusion,
+        "fusion_weights": weights,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     write_json(cfg.partition(run_date, "train") / "model.json", summary)

@@ -86,6 +86,31 @@ def beyond_accuracy(ranked: np.ndarray, train_counts: np.ndarray, k: int) -> dic
     }
 
 
+def topk_from_scores(
+    scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of a dense [b, n_items] score block (modified in place where excluded).
+
+    Returns (indices [b, k'] int64, scores [b, k'] float32), best first, k' = min(k, n_items);
+    where a row has fewer than k' items left, its tail holds -1 with score -inf.
+    """
+    b, n_items = scores.shape
+    k = min(k, n_items)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    if exclude is not None:
+        for row, excl in enumerate(exclude):
+            if len(excl):
+                scores[row, excl] = -np.inf
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (b, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    sc = np.take_along_axis(part_scores, order, axis=1)
+    idx[~np.isfinite(sc)] = -1
+    return idx.astype(np.int64), sc.astype(np.float32)
+
+
 def topk_with_exclusions(
     user_vectors: np.ndarray,
     item_vectors: np.ndarray,
@@ -101,28 +126,15 @@ def topk_with_exclusions(
     than k' items left, the tail holds -1 with score -inf.
     """
     n_users, n_items = len(user_vectors), len(item_vectors)
-    k = min(k, n_items)
-    if k <= 0:
+    if min(k, n_items) <= 0:
         raise ValueError(f"k must be positive, got {k}")
+    k = min(k, n_items)
     idx_out = np.empty((n_users, k), np.int64)
     score_out = np.empty((n_users, k), np.float32)
     items_t = np.ascontiguousarray(item_vectors.T, dtype=np.float32)
     for start in range(0, n_users, block_size):
         stop = min(start + block_size, n_users)
         scores = user_vectors[start:stop].astype(np.float32) @ items_t  # [b, n_items]
-        if exclude is not None:
-            for row, excl in enumerate(exclude[start:stop]):
-                if len(excl):
-                    scores[row, excl] = -np.inf
-        part = (
-            np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            if k < n_items
-            else np.tile(np.arange(n_items), (stop - start, 1))
-        )
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
-        idx = np.take_along_axis(part, order, axis=1)
-        sc = np.take_along_axis(part_scores, order, axis=1)
-        idx[~np.isfinite(sc)] = -1
-        idx_out[start:stop], score_out[start:stop] = idx, sc
+        excl = exclude[start:stop] if exclude is not None else None
+        idx_out[start:stop], score_out[start:stop] = topk_from_scores(scores, k, excl)
     return idx_out, score_out

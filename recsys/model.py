@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-FUSIONS = ("concat",)
+FUSIONS = ("concat", "weighted_sum", "attention")
+MODALITIES = ("id", "visual", "caption", "comments")
 
 
 def ensure_keras2() -> None:
@@ -42,6 +43,8 @@ class TwoTowerConfig:
     max_history: int = 20
     use_user_id: bool = True
     fusion: str = "concat"
+    modalities: tuple[str, ...] = ("id", "visual", "caption", "comments")
+    """Which item-tower inputs are used (the rest are masked out): for ablations, e.g. ("id",)."""
     epochs: int = 10
     batch_size: int = 256
     learning_rate: float = 0.003
@@ -53,6 +56,9 @@ class TwoTowerConfig:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        object.__setattr__(self, "modalities", tuple(self.modalities))  # JSON round trips give lists
+        if not self.modalities or set(self.modalities) - set(MODALITIES):
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         for name in ("embedding_dim", "id_dim", "hidden_dim", "max_history", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -161,27 +167,57 @@ def build_towers(
             warm = np.ones(pad_index + 1, np.float32) if warm_items is None else np.append(warm_items, 0)
             self.warm = tf.constant(warm.astype(np.float32))
             self.id_embedding = tf.keras.layers.Embedding(pad_index + 1, cfg.id_dim, name="video_id")
+            # Every modality becomes a token of width hidden_dim, so they can be weighed and attended.
             self.projections = {
-                m: tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name=f"{m}_proj")
-                for m in ("visual", "caption", "comments")
+                m: tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name=f"{m}_proj") for m in MODALITIES
             }
+            if cfg.fusion == "weighted_sum":
+                self.modality_logits = self.add_weight(
+                    name="modality_logits", shape=(len(MODALITIES),), initializer="zeros", trainable=True
+                )
+            if cfg.fusion == "attention":
+                self.fusion_query = self.add_weight(
+                    name="fusion_query",
+                    shape=(cfg.hidden_dim,),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+                    trainable=True,
+                )
             self.fuse = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="fuse")
             self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="item_out")
 
-        def call(self, item_idx: Any, training: bool = False) -> Any:
+        def tokens(self, item_idx: Any, training: bool = False) -> tuple[Any, Any]:
+            """(tokens [b, 4, hidden_dim], masks [b, 4]) for modalities id, visual, caption, comments."""
             item_idx = tf.cast(item_idx, tf.int32)
-            ids = self.id_embedding(item_idx) * tf.gather(self.warm, item_idx)[:, None]
+            id_mask = tf.gather(self.warm, item_idx)
             if training and cfg.id_dropout > 0:
                 # Drop whole id vectors, so the tower learns to score a video from content alone.
-                keep = tf.cast(tf.random.uniform(tf.shape(item_idx)) >= cfg.id_dropout, ids.dtype)
-                ids = ids * keep[:, None]
-            parts, masks = [ids], []
-            for m in ("visual", "caption", "comments"):
-                mask = tf.gather(self.tables[f"{m}_mask"], item_idx)[:, None]
-                parts.append(self.projections[m](tf.gather(self.tables[m], item_idx)) * mask)
-                masks.append(mask)
-            x = self.fuse(tf.concat(parts + masks, axis=-1))
-            return tf.math.l2_normalize(self.out(x), axis=-1)
+                id_mask = id_mask * tf.cast(tf.random.uniform(tf.shape(item_idx)) >= cfg.id_dropout, tf.float32)
+            inputs = {"id": self.id_embedding(item_idx)}
+            masks = {"id": id_mask}
+            for m in MODALITIES[1:]:
+                inputs[m] = tf.gather(self.tables[m], item_idx)
+                masks[m] = tf.gather(self.tables[f"{m}_mask"], item_idx)
+            mask = tf.stack([masks[m] * float(m in cfg.modalities) for m in MODALITIES], axis=1)
+            tokens = tf.stack([self.projections[m](inputs[m]) for m in MODALITIES], axis=1) * mask[:, :, None]
+            return tokens, mask
+
+        def modality_weights(self, tokens: Any, mask: Any) -> Any:
+            """[b, 4] weights over present modalities (softmax renormalised over the mask)."""
+            if cfg.fusion == "weighted_sum":
+                logits = tf.broadcast_to(self.modality_logits[None, :], tf.shape(mask))
+            else:
+                logits = tf.einsum("bmh,h->bm", tokens, self.fusion_query) / np.sqrt(cfg.hidden_dim)
+            # A missing modality gets no weight: it is masked out, not averaged in as zeros.
+            e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
+            return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-9)
+
+        def call(self, item_idx: Any, training: bool = False) -> Any:
+            tokens, mask = self.tokens(item_idx, training=training)
+            if cfg.fusion == "concat":
+                x = tf.concat([tf.reshape(tokens, [-1, len(MODALITIES) * cfg.hidden_dim]), mask], axis=-1)
+            else:
+                x = tf.reduce_sum(self.modality_weights(tokens, mask)[:, :, None] * tokens, axis=1)
+            return tf.math.l2_normalize(self.out(self.fuse(x)), axis=-1)
 
     class UserTower(tf.keras.Model):
         def __init__(self, item_tower: ItemTower) -> None:
@@ -278,6 +314,24 @@ def train_two_tower(
     return TrainResult(
         item_tower=item_tower, user_tower=user_tower, history={k: list(map(float, v)) for k, v in fit.history.items()}
     )
+
+
+def fusion_weights(item_tower: Any, num_items: int, batch_size: int = 4096) -> dict[str, float] | None:
+    """Mean weight of each modality over all items (present modalities only), or None for concat.
+
+    weighted_sum: the learned softmax weights renormalised per item over its present modalities;
+    attention: the attention each modality receives, averaged over items.
+    """
+    if not hasattr(item_tower, "modality_weights") or not (
+        hasattr(item_tower, "modality_logits") or hasattr(item_tower, "fusion_query")
+    ):
+        return None
+    total = np.zeros(len(MODALITIES))
+    for s in range(0, num_items, batch_size):
+        idx = np.arange(s, min(s + batch_size, num_items), dtype=np.int32)
+        tokens, mask = item_tower.tokens(idx, training=False)
+        total += item_tower.modality_weights(tokens, mask).numpy().sum(axis=0)
+    return {m: float(w) for m, w in zip(MODALITIES, total / max(num_items, 1), strict=True)}
 
 
 def item_embeddings(item_tower: Any, num_items: int, batch_size: int = 4096) -> np.ndarray:

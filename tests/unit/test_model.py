@@ -90,3 +90,52 @@ def test_too_few_examples_is_a_clear_error():
     ex = TrainingExamples(np.zeros((3, 2), np.int32), np.zeros(3, np.int32), np.zeros(3, np.int32))
     with pytest.raises(ValueError, match="fewer than one batch"):
         train_two_tower(TwoTowerConfig(max_history=2), _content(), 1, ex)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "weighted_sum", "attention"])
+def test_every_fusion_masks_missing_modalities(fusion):
+    from recsys.model import build_towers, fusion_weights
+
+    content = _content()
+    content.visual_mask[3] = 0.0
+    content.comments_mask[3] = 0.0
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, fusion=fusion)
+    tower, _ = build_towers(cfg, content, num_users=2)
+    e = tower(np.arange(12, dtype=np.int32)).numpy()
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    content.visual[3] += 100.0  # masked: must not move item 3
+    content.comments[3] -= 50.0
+    tower2, _ = build_towers(cfg, content, num_users=2)
+    tower2(np.arange(2, dtype=np.int32))
+    tower2.set_weights(tower.get_weights())
+    np.testing.assert_allclose(tower2(np.arange(12, dtype=np.int32)).numpy()[3], e[3], atol=1e-6)
+    weights = fusion_weights(tower, 12)
+    if fusion == "concat":
+        assert weights is None
+        return
+    assert set(weights) == {"id", "visual", "caption", "comments"}
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    tokens, mask = tower.tokens(np.array([3, 4], np.int32))
+    w = tower.modality_weights(tokens, mask).numpy()
+    # item 3 has no visual and no comments: their weights are exactly 0, the rest sum to 1
+    assert w[0, 1] == 0.0 and w[0, 3] == 0.0 and w[0].sum() == pytest.approx(1.0)
+    if fusion == "weighted_sum":
+        # untrained logits are all 0: equal weight over item 4's four present modalities
+        np.testing.assert_allclose(w[1], [0.25] * 4, atol=1e-6)
+
+
+def test_modalities_select_inputs():
+    from recsys.model import build_towers
+
+    with pytest.raises(ValueError, match="modalities must be a non-empty subset"):
+        TwoTowerConfig(modalities=("id", "audio"))
+    assert TwoTowerConfig(modalities=["id"]).modalities == ("id",)
+    content = _content()
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, modalities=("id",))
+    tower, _ = build_towers(cfg, content, num_users=2)
+    e = tower(np.arange(12, dtype=np.int32)).numpy()
+    content.caption[:] += 10.0  # an id-only tower ignores content entirely
+    tower2, _ = build_towers(cfg, content, num_users=2)
+    tower2(np.arange(2, dtype=np.int32))
+    tower2.set_weights(tower.get_weights())
+    np.testing.assert_allclose(tower2(np.arange(12, dtype=np.int32)).numpy(), e, atol=1e-6)
