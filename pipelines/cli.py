@@ -135,6 +135,7 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     p.add_argument(
         "--fusion", default="concat", choices=("concat", "weighted_sum", "attention"), help="item-tower fusion"
     )
+    p.add_argument("--modalities", default="id,visual,caption,comments", help="item-tower inputs (ablations)")
     p.add_argument(
         "--protocol",
         default="global_time",

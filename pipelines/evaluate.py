@@ -13,7 +13,6 @@ through the same ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ import pandas as pd
 from pipelines import dataset, train
 from pipelines.config import PipelineConfig, write_json
 from recsys import baselines
+from recsys.baselines import Scorer
 from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
 from recsys.model import last_history
 
@@ -52,7 +52,7 @@ def evaluation_targets(
 
 
 def evaluate_scorers(
-    scorers: dict[str, Callable[[np.ndarray, list[np.ndarray], int], np.ndarray]],
+    scorers: dict[str, Scorer],
     users: np.ndarray,
     exclude: list[np.ndarray],
     relevant: list[set[int]],
@@ -60,15 +60,55 @@ def evaluate_scorers(
     k_values: tuple[int, ...] = K_VALUES,
 ) -> dict[str, dict[str, float]]:
     """Each scorer returns [n_users, max(k)] ranked item indices; all share the metric code."""
-    k_max = max(k_values)
-    out = {}
-    for name, scorer in scorers.items():
-        ranked = scorer(users, exclude, k_max)
-        metrics: dict[str, float] = {}
-        for k in k_values:
-            metrics.update(evaluate_rankings(ranked, relevant, k))
-            metrics.update(beyond_accuracy(ranked, train_counts, k))
-        out[name] = metrics
+    return {
+        name: summarise(ranked, relevant, train_counts, k_values)
+        for name, ranked in rank_all(scorers, users, exclude, max(k_values)).items()
+    }
+
+
+def rank_all(scorers: dict[str, Scorer], users: np.ndarray, exclude: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
+    return {name: scorer(users, exclude, k) for name, scorer in scorers.items()}
+
+
+def summarise(
+    ranked: np.ndarray, relevant: list[set[int]], train_counts: np.ndarray, k_values: tuple[int, ...] = K_VALUES
+) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for k in k_values:
+        metrics.update(evaluate_rankings(ranked, relevant, k))
+        metrics.update(beyond_accuracy(ranked, train_counts, k))
+    return metrics
+
+
+def cohort_metrics(
+    rankings: dict[str, np.ndarray],
+    users: np.ndarray,
+    relevant: list[set[int]],
+    train: pd.DataFrame,
+    train_counts: np.ndarray,
+    k: int = 10,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Recall@k and NDCG@k per cohort, for every scorer, over the same ranked lists.
+
+    * cold_videos: only test videos with no training event count as relevant (users with one).
+    * light_users / heavy_users: the bottom / top third of evaluated users by training events.
+    """
+    per_user = train.groupby("user_idx").size().reindex(users).fillna(0).to_numpy()
+    lo, hi = np.quantile(per_user, [1 / 3, 2 / 3])
+    cold = set(np.flatnonzero(train_counts == 0).tolist())
+    cohorts: dict[str, tuple[np.ndarray, list[set[int]]]] = {
+        "light_users": (np.flatnonzero(per_user <= lo), relevant),
+        "heavy_users": (np.flatnonzero(per_user >= hi), relevant),
+    }
+    cold_rel = [r & cold for r in relevant]
+    cohorts["cold_videos"] = (np.flatnonzero([bool(r) for r in cold_rel]), cold_rel)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for cohort, (rows, rel) in cohorts.items():
+        if len(rows) == 0:
+            continue
+        out[cohort] = {
+            name: evaluate_rankings(ranked[rows], [rel[r] for r in rows], k) for name, ranked in rankings.items()
+        }
     return out
 
 
@@ -93,6 +133,10 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
         cells = "".join(f"{m[f'{x}@{k}']:>10.4f}±{m[f'{x}@{k}_se']:.4f}" for k in K_VALUES for x in ("recall", "ndcg"))
         cells += "".join(f"{m[f'{x}@10']:>14.4f}" for x in ("hitrate", "mrr", "coverage"))
         lines.append(f"{name:<12}{cells}")
+    for cohort, by_model in report.get("cohorts", {}).items():
+        n = next(iter(by_model.values()))["users"]
+        cells = "  ".join(f"{name} {m['ndcg@10']:.4f}±{m['ndcg@10_se']:.4f}" for name, m in by_model.items())
+        lines.append(f"cohort {cohort} ({n} users) ndcg@10: {cells}")
     return "\n".join(lines)
 
 
@@ -126,7 +170,9 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         "als": baselines.fit_als(fit_on, n_users, n_items, seed=cfg.model.seed),
         "content_only": baselines.fit_content_only(fit_on, n_users, ds.content),
     }
-    results = evaluate_scorers(scorers, users, exclude, relevant, train_counts)
+    rankings = rank_all(scorers, users, exclude, max(K_VALUES))
+    results = {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()}
+    cohorts = cohort_metrics(rankings, users, relevant, split.train, train_counts)
     report = {
         "run_date": run_date,
         "model_version": model.version,
@@ -137,6 +183,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
         "metrics": results,
+        "cohorts": cohorts,
     }
     write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
     write_json(model.path / "metrics.json", report)

@@ -62,13 +62,12 @@ def fit_item_knn(train: pd.DataFrame, num_users: int, num_items: int, block_size
 
 
 def fit_als(train: pd.DataFrame, num_users: int, num_items: int, factors: int = 64, seed: int = 42) -> Scorer:
-    import os
-
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns otherwise; it threads itself
     from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
 
-    model = AlternatingLeastSquares(factors=factors, regularization=0.05, iterations=15, random_state=seed)
-    model.fit(_user_item_matrix(train, num_users, num_items), show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit runs its own threads; nested BLAS threads only slow it
+        model = AlternatingLeastSquares(factors=factors, regularization=0.05, iterations=15, random_state=seed)
+        model.fit(_user_item_matrix(train, num_users, num_items), show_progress=False)
     users_f, items_f = np.asarray(model.user_factors), np.asarray(model.item_factors)
 
     def score(users: np.ndarray, exclude: list[np.ndarray], k: int) -> np.ndarray:
