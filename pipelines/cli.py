@@ -74,6 +74,13 @@ def cmd_demo_data(args: argparse.Namespace) -> object:
     return {"out": args.out, "videos": len(plan.videos), "comments": len(plan.comments), "events": len(plan.events)}
 
 
+def cmd_ablate(args: argparse.Namespace) -> object:
+    from pipelines.ablation import run_ablation
+
+    run_ablation(_config(args), args.run_date, tuple(args.fusions.split(",")))
+    return None
+
+
 def cmd_import(args: argparse.Namespace) -> object:
     from pipelines.adapters import import_source
 
@@ -180,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole nightly flow in-process")
     _add_common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ablate", help="retrain with each set of item-tower inputs and compare")
+    _add_common(p)
+    p.add_argument("--fusions", default="concat", help="comma-separated: concat,weighted_sum,attention")
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("redis", help="start (if none answers) or stop the project's own Redis")
     p.add_argument("action", choices=("start", "stop"))

@@ -51,21 +51,6 @@ def evaluation_targets(
     return np.asarray(users, np.int64), exclude, relevant
 
 
-def evaluate_scorers(
-    scorers: dict[str, Scorer],
-    users: np.ndarray,
-    exclude: list[np.ndarray],
-    relevant: list[set[int]],
-    train_counts: np.ndarray,
-    k_values: tuple[int, ...] = K_VALUES,
-) -> dict[str, dict[str, float]]:
-    """Each scorer returns [n_users, max(k)] ranked item indices; all share the metric code."""
-    return {
-        name: summarise(ranked, relevant, train_counts, k_values)
-        for name, ranked in rank_all(scorers, users, exclude, max(k_values)).items()
-    }
-
-
 def rank_all(scorers: dict[str, Scorer], users: np.ndarray, exclude: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
     return {name: scorer(users, exclude, k) for name, scorer in scorers.items()}
 
@@ -143,18 +128,28 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     ds = dataset.load(cfg, run_date)
     model = train.load_model(cfg, run_date)
+    report = evaluate_model(cfg, run_date, ds, model, with_baselines=True)
+    write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
+    write_json(model.path / "metrics.json", report)
+    print(format_table(report), flush=True)
+    return report
+
+
+def evaluate_model(
+    cfg: PipelineConfig, run_date: str, ds: dataset.Dataset, model: train.ExportedModel, with_baselines: bool
+) -> dict[str, object]:
+    """The report for one exported model (and, optionally, the baselines) on the dataset's split."""
     split = ds.split
     users, exclude, relevant = evaluation_targets(split.train, split.test, split.excludes_train_items)
     if len(users) == 0:
-        raise ValueError("no user has events on both sides of the time split: lower test_fraction or add events")
-    pad = len(ds.items)
+        raise ValueError("no user has events on both sides of the split: lower test_fraction or add events")
     hist = last_history(
         split.train["user_idx"].to_numpy(),
         split.train["item_idx"].to_numpy(),
         split.train["ts"].to_numpy(),
         len(ds.users),
         model.config.max_history,
-        pad,
+        len(ds.items),
     )
 
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
@@ -163,17 +158,18 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
     fit_on, n_users, n_items = split.train, len(ds.users), len(ds.items)
-    scorers = {
-        "two_tower": model_scorer,
-        "popularity": baselines.fit_popularity(fit_on, n_items),
-        "item_knn": baselines.fit_item_knn(fit_on, n_users, n_items),
-        "als": baselines.fit_als(fit_on, n_users, n_items, seed=cfg.model.seed),
-        "content_only": baselines.fit_content_only(fit_on, n_users, ds.content),
-    }
+    scorers: dict[str, Scorer] = {"two_tower": model_scorer}
+    if with_baselines:
+        scorers.update(
+            {
+                "popularity": baselines.fit_popularity(fit_on, n_items),
+                "item_knn": baselines.fit_item_knn(fit_on, n_users, n_items),
+                "als": baselines.fit_als(fit_on, n_users, n_items, seed=cfg.model.seed),
+                "content_only": baselines.fit_content_only(fit_on, n_users, ds.content),
+            }
+        )
     rankings = rank_all(scorers, users, exclude, max(K_VALUES))
-    results = {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()}
-    cohorts = cohort_metrics(rankings, users, relevant, split.train, train_counts)
-    report = {
+    return {
         "run_date": run_date,
         "model_version": model.version,
         "data_source": str(cfg.source),
@@ -182,10 +178,6 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         **split.describe(),
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
-        "metrics": results,
-        "cohorts": cohorts,
+        "metrics": {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()},
+        "cohorts": cohort_metrics(rankings, users, relevant, split.train, train_counts),
     }
-    write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
-    write_json(model.path / "metrics.json", report)
-    print(format_table(report), flush=True)
-    return report

@@ -41,8 +41,15 @@ def make_examples(ds: dataset.Dataset, max_history: int) -> TrainingExamples:
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    summary = train_and_export(cfg, run_date, dataset.load(cfg, run_date))
+    write_json(cfg.partition(run_date, "train") / "model.json", summary)
+    log.info("train %s: %s", run_date, summary)
+    return summary
+
+
+def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) -> dict[str, object]:
+    """Train on the dataset's training side and export models/<version>/; returns the summary."""
     t0 = time.perf_counter()
-    ds = dataset.load(cfg, run_date)
     examples = make_examples(ds, cfg.model.max_history)
     result = train_two_tower(cfg.model, ds.content, len(ds.users), examples)
 
@@ -63,17 +70,15 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
 
-    summary = {
+    return {
         "version": version,
         "examples": len(examples.item),
         "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
         "fusion": cfg.model.fusion,
+        "modalities": list(cfg.model.modalities),
         "fusion_weights": weights,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    write_json(cfg.partition(run_date, "train") / "model.json", summary)
-    log.info("train %s: %s", run_date, summary)
-    return summary
 
 
 @dataclass

@@ -106,3 +106,39 @@ def test_missing_run_date_partition_fails_loudly(pipeline_run):
     other = PipelineConfig(source=cfg.source, workdir=cfg.workdir)
     with pytest.raises(FileNotFoundError, match="run the ingest step first"):
         ingest.load(other, "2001-01-01")
+
+
+def test_report_names_protocol_baselines_and_cohorts(pipeline_run):
+    _, summaries = pipeline_run
+    report = summaries["evaluate"]
+    assert set(report["metrics"]) == {"two_tower", "popularity", "item_knn", "als", "content_only"}
+    for metrics in report["metrics"].values():
+        for k in (10, 20, 50):
+            for name in ("recall", "ndcg", "hitrate", "mrr"):
+                assert 0.0 <= metrics[f"{name}@{k}"] <= 1.0 and metrics[f"{name}@{k}_se"] >= 0.0
+            assert 0.0 < metrics[f"coverage@{k}"] <= 1.0
+    assert {"light_users", "heavy_users"} <= set(report["cohorts"])
+    assert "protocol_detail" in report and report["users_evaluated"] <= report["users_total"]
+
+
+def test_ablation_retrains_each_input_set_without_touching_the_run(pipeline_run):
+    from dataclasses import replace
+
+    from pipelines.ablation import ABLATIONS, run_ablation
+
+    cfg, summaries = pipeline_run
+    pointer = cfg.partition(RUN_DATE, "train") / "model.json"
+    before = pointer.read_text()
+    quick = replace(cfg, model=replace(cfg.model, epochs=2))
+    out = run_ablation(quick, RUN_DATE, fusions=("weighted_sum",))
+    assert [r["inputs"] for r in out["rows"]] == list(ABLATIONS)
+    assert len({r["version"] for r in out["rows"]}) == len(ABLATIONS)  # one model per input set
+    full = out["rows"][-1]["fusion_weights"]
+    assert full is not None and sum(full.values()) == pytest.approx(1.0, abs=1e-5)
+    id_only = out["rows"][0]["fusion_weights"]
+    # The only input gets all the weight; a cold video (no training event) has no usable id, so
+    # its weights are all 0 and the mean id weight is the share of warm videos.
+    assert id_only["visual"] == id_only["caption"] == id_only["comments"] == 0.0
+    assert 0.5 < id_only["id"] <= 1.0
+    assert pointer.read_text() == before
+    assert (cfg.workdir / "runs" / RUN_DATE / "ablation" / "report.json").exists()
