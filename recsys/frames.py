@@ -174,10 +174,3 @@ def pool_video(segment_embeddings: np.ndarray, mode: str = "mean") -> np.ndarray
     scaled = dist / max(dist.mean(), 1e-12)
     w = np.exp(scaled - scaled.max())
     return ((w / w.sum()) @ segment_embeddings).astype(np.float32)
-
-
-def mean_pool(embeddings: np.ndarray) -> np.ndarray:
-    """[n_frames, dim] -> [dim]; the mean of the frame embeddings."""
-    if embeddings.ndim != 2 or len(embeddings) == 0:
-        raise ValueError(f"need a non-empty [n_frames, dim] array, got shape {embeddings.shape}")
-    return embeddings.mean(axis=0).astype(np.float32)
