@@ -26,7 +26,9 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from recsys.frames import SamplingConfig
     from recsys.model import TwoTowerConfig
 
-    model = TwoTowerConfig(fusion=args.fusion, modalities=tuple(args.modalities.split(",")))
+    model = TwoTowerConfig(
+        fusion=args.fusion, modalities=tuple(args.modalities.split(",")), user_pooling=args.user_pooling
+    )
     if getattr(args, "epochs", None):
         model = replace(model, epochs=args.epochs)
     return PipelineConfig(
@@ -143,6 +145,7 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
         "--fusion", default="concat", choices=("concat", "weighted_sum", "attention"), help="item-tower fusion"
     )
     p.add_argument("--modalities", default="id,visual,caption,comments", help="item-tower inputs (ablations)")
+    p.add_argument("--user-pooling", default="mean", choices=("mean", "attention"), help="user-tower history pooling")
     p.add_argument(
         "--protocol",
         default="global_time",

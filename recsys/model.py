@@ -42,6 +42,8 @@ class TwoTowerConfig:
     hidden_dim: int = 128
     max_history: int = 20
     use_user_id: bool = True
+    user_pooling: str = "mean"
+    """How the user tower pools its history: mean, or attention (learned query, recency by position)."""
     fusion: str = "concat"
     modalities: tuple[str, ...] = ("id", "visual", "caption", "comments")
     """Which item-tower inputs are used (the rest are masked out): for ablations, e.g. ("id",)."""
@@ -56,6 +58,8 @@ class TwoTowerConfig:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.user_pooling not in ("mean", "attention"):
+            raise ValueError(f"user_pooling must be mean or attention, got {self.user_pooling!r}")
         object.__setattr__(self, "modalities", tuple(self.modalities))  # JSON round trips give lists
         if not self.modalities or set(self.modalities) - set(MODALITIES):
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
@@ -226,15 +230,36 @@ def build_towers(
             self.user_embedding = tf.keras.layers.Embedding(num_users + 1, cfg.id_dim, name="user_id")
             self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="user_hidden")
             self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="user_out")
+            if cfg.user_pooling == "attention":
+                # Recency: a learned vector per history position (the last position is the most recent).
+                self.position = self.add_weight(
+                    name="history_position",
+                    shape=(cfg.max_history, cfg.embedding_dim),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.05),
+                )
+                self.pool_query = self.add_weight(
+                    name="history_query",
+                    shape=(cfg.embedding_dim,),
+                    initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
+                )
+
+        def history_weights(self, items: Any, mask: Any) -> Any:
+            """[b, n] pooling weights over the real history positions (padding gets 0)."""
+            if cfg.user_pooling == "mean":
+                return mask / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+            keys = items + self.position[None, :, :]
+            logits = tf.einsum("bnd,d->bn", keys, self.pool_query) / np.sqrt(cfg.embedding_dim)
+            e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
+            return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-9)
 
         def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
             history = tf.cast(inputs["history"], tf.int32)  # [b, n]
             b = tf.shape(history)[0]
             flat = self.item_tower(tf.reshape(history, [-1]), training=training)
             items = tf.reshape(flat, [b, cfg.max_history, cfg.embedding_dim])
-            mask = tf.cast(history != pad_index, tf.float32)[:, :, None]
-            count = tf.reduce_sum(mask, axis=1)
-            pooled = tf.reduce_sum(items * mask, axis=1) / tf.maximum(count, 1.0)
+            mask = tf.cast(history != pad_index, tf.float32)  # [b, n]
+            count = tf.reduce_sum(mask, axis=1, keepdims=True)
+            pooled = tf.reduce_sum(self.history_weights(items, mask)[:, :, None] * items, axis=1)
             parts = [pooled, tf.math.log1p(count)]
             if cfg.use_user_id:
                 parts.append(self.user_embedding(tf.cast(inputs["user"], tf.int32)))

@@ -139,3 +139,23 @@ def test_modalities_select_inputs():
     tower2(np.arange(2, dtype=np.int32))
     tower2.set_weights(tower.get_weights())
     np.testing.assert_allclose(tower2(np.arange(12, dtype=np.int32)).numpy(), e, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_user_tower_pooling_ignores_padding(pooling):
+    from recsys.model import build_towers
+
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, user_pooling=pooling)
+    _, user_tower = build_towers(cfg, _content(), num_users=2)
+    pad = 12
+    history = np.array([[pad, pad, 3, 5], [pad, 1, 3, 5]], np.int32)
+    items = user_tower.item_tower(np.maximum(history, 0).reshape(-1)).numpy().reshape(2, 4, 8)
+    w = user_tower.history_weights(items, (history != pad).astype(np.float32)).numpy()
+    assert w[0, :2].tolist() == [0.0, 0.0] and w[0].sum() == pytest.approx(1.0)
+    assert w[1, 0] == 0.0 and w[1].sum() == pytest.approx(1.0)
+    if pooling == "mean":
+        np.testing.assert_allclose(w[1, 1:], [1 / 3] * 3, atol=1e-6)
+    out = user_tower({"history": history, "user": np.array([0, 1], np.int32)}).numpy()
+    assert out.shape == (2, 8) and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="user_pooling"):
+        TwoTowerConfig(user_pooling="max")
