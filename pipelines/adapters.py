@@ -6,6 +6,9 @@
   media file (text-only: title, genres as tags, first genre as category); every rating is a
   watch event (``completion`` = rating / 5); free-text tags become comments.
 
+* ``csv``: a folder of videos.csv / comments.csv / events.csv with other column names, renamed
+  by a mapping (``--map events.user_id=uid``).
+
 Ids are prefixed (``m`` for movies, ``u`` for users) so they never collide across sources.
 """
 
@@ -94,14 +97,59 @@ def _movielens_100k(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     return videos, comments, _events(data)
 
 
-ADAPTERS = {"movielens": movielens_tables}
+def csv_tables(
+    path: Path, mapping: dict[str, dict[str, str]] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Any folder of videos/comments/events CSVs whose columns are named otherwise.
+
+    mapping: {table: {contract_column: source_column}}, e.g. {"events": {"user_id": "uid"}}.
+    Columns not mapped keep their names; a mapped column that is absent is a clear error.
+    """
+    mapping = mapping or {}
+    unknown = set(mapping) - {"videos", "comments", "events"}
+    if unknown:
+        raise ValueError(f"mapping names unknown tables {sorted(unknown)}; use videos, comments, events")
+    out = []
+    for table in ("videos", "comments", "events"):
+        file = path / f"{table}.csv"
+        if not file.exists():
+            if table == "comments":
+                out.append(pd.DataFrame(columns=["video_id", "text"]))
+                continue
+            raise FileNotFoundError(f"no {table}.csv in {path}")
+        df = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""], encoding_errors="replace")
+        renames = mapping.get(table, {})
+        missing = [src for src in renames.values() if src not in df.columns]
+        if missing:
+            raise ValueError(f"{table}.csv has no column(s) {missing} named in the mapping; it has {list(df.columns)}")
+        out.append(df.rename(columns={src: dst for dst, src in renames.items()}))
+    return out[0], out[1], out[2]
 
 
-def import_source(fmt: str, path: Path, out: Path) -> dict[str, int]:
+def parse_mapping(items: list[str]) -> dict[str, dict[str, str]]:
+    """["events.user_id=uid", ...] -> {"events": {"user_id": "uid"}}."""
+    mapping: dict[str, dict[str, str]] = {}
+    for item in items:
+        try:
+            left, source = item.split("=", 1)
+            table, column = left.split(".", 1)
+        except ValueError as exc:
+            raise ValueError(f"mapping {item!r} must look like table.contract_column=source_column") from exc
+        mapping.setdefault(table, {})[column] = source
+    return mapping
+
+
+ADAPTERS = {"movielens": movielens_tables, "csv": csv_tables}
+
+
+def import_source(fmt: str, path: Path, out: Path, mapping: dict[str, dict[str, str]] | None = None) -> dict[str, int]:
     """Convert a public data set at ``path`` into a data-contract folder ``out`` (Parquet)."""
     if fmt not in ADAPTERS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {sorted(ADAPTERS)}")
-    videos, comments, events = ADAPTERS[fmt](Path(path))
+    if fmt == "csv":
+        videos, comments, events = csv_tables(Path(path), mapping)
+    else:
+        videos, comments, events = ADAPTERS[fmt](Path(path))
     out.mkdir(parents=True, exist_ok=True)
     videos.to_parquet(out / "videos.parquet", index=False)
     comments.to_parquet(out / "comments.parquet", index=False)

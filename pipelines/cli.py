@@ -84,9 +84,9 @@ def cmd_ablate(args: argparse.Namespace) -> object:
 
 
 def cmd_import(args: argparse.Namespace) -> object:
-    from pipelines.adapters import import_source
+    from pipelines.adapters import import_source, parse_mapping
 
-    return import_source(args.format, Path(args.path), Path(args.source))
+    return import_source(args.format, Path(args.path), Path(args.source), parse_mapping(args.map))
 
 
 def cmd_redis(args: argparse.Namespace) -> object:
@@ -170,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="convert a public data set into a data-contract folder")
-    p.add_argument("format", choices=("movielens",))
+    p.add_argument("format", choices=("movielens", "csv"))
     p.add_argument("path", help="the data set's folder")
     p.add_argument("--source", required=True, help="the data-contract folder to write")
+    p.add_argument("--map", action="append", default=[], help="csv: table.contract_column=source_column")
     p.set_defaults(func=cmd_import)
 
     for name, helptext in [

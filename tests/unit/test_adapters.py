@@ -54,3 +54,24 @@ def test_real_movielens_latest_small_imports(tmp_path):
         *(pd.read_parquet(tmp_path / "ml" / f"{t}.parquet") for t in ("videos", "comments", "events"))
     )
     assert len(src.events) == 100836 and src.events["user_id"].nunique() == 610
+
+
+def test_generic_csv_with_a_column_mapping(tmp_path):
+    from pipelines.adapters import parse_mapping
+
+    (tmp_path / "videos.csv").write_text("item,name\nv1,First\nv2,Second\n")
+    (tmp_path / "events.csv").write_text("uid,item,when\nalice,v1,2026-01-01T10:00:00Z\nbob,v2,1767261600\n")
+    mapping = parse_mapping(
+        ["videos.video_id=item", "videos.title=name", "events.user_id=uid", "events.video_id=item", "events.ts=when"]
+    )
+    assert mapping["events"] == {"user_id": "uid", "video_id": "item", "ts": "when"}
+    summary = import_source("csv", tmp_path, tmp_path / "out", mapping)
+    assert summary == {"videos": 2, "comments": 0, "events": 2}
+    src = validate_source(
+        *(pd.read_parquet(tmp_path / "out" / f"{t}.parquet") for t in ("videos", "comments", "events"))
+    )
+    assert src.quarantine.empty and sorted(src.events["ts"]) == [1767261600, 1767261600]
+    with pytest.raises(ValueError, match=r"has no column\(s\) \['userid'\]"):
+        import_source("csv", tmp_path, tmp_path / "o2", parse_mapping(["events.user_id=userid"]))
+    with pytest.raises(ValueError, match="must look like"):
+        parse_mapping(["user_id=uid"])
