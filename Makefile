@@ -8,7 +8,7 @@ export TF_USE_LEGACY_KERAS := 1
 export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test test-fast serve lint clean
+.PHONY: install demo test test-fast serve bench lint clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-fast: install
 serve: install
 	$(BIN)/vidrec redis start
 	$(BIN)/vidrec serve --host 127.0.0.1 --port $${VIDREC_API_PORT:-8000}
+
+## Every benchmark (figures next to their references; writes benchmarks/results/*.json).
+bench: install
+	$(BIN)/python -m benchmarks.frame_features
+	$(BIN)/python -m benchmarks.text_features
+	$(BIN)/python -m benchmarks.topk
 
 lint: install
 	$(BIN)/ruff format --check recsys pipelines serving dags tests benchmarks
