@@ -156,6 +156,8 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
     reason[reason.isna() & ts.isna()] = "unparseable ts"
     watch = pd.to_numeric(_column(df, "watch_seconds"), errors="coerce")
     reason[reason.isna() & (watch < 0)] = "negative watch_seconds"
+    completion = pd.to_numeric(_column(df, "completion"), errors="coerce")
+    reason[reason.isna() & ((completion < 0) | (completion > 1))] = "completion outside 0..1"
     quarantine = _quarantine_rows("events", df, reason, "user_id")
     ok = reason.isna()
     valid = pd.DataFrame(
@@ -164,6 +166,7 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
             "video_id": df.loc[ok, "video_id"].astype(str),
             "ts": ts[ok].astype("int64"),
             "watch_seconds": watch[ok].astype("float64"),
+            "completion": completion[ok].astype("float64"),
             "event": _text(_column(df, "event")[ok]).replace("", "view"),
         }
     )

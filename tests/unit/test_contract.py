@@ -45,6 +45,16 @@ def test_valid_rows_pass_and_bad_rows_are_quarantined_with_reasons():
     assert src.summary()["quarantined"] == 8
 
 
+def test_optional_event_columns_are_kept_and_checked():
+    videos = pd.DataFrame({"video_id": ["a"], "title": ["A"]})
+    events = pd.DataFrame(
+        {"user_id": ["u1", "u2", "u3"], "video_id": ["a"] * 3, "ts": [1, 2, 3], "completion": [0.5, 1.5, None]}
+    )
+    src = validate_source(videos, pd.DataFrame(columns=["video_id", "text"]), events)
+    assert src.events["completion"].tolist()[0] == 0.5 and pd.isna(src.events["completion"].tolist()[1])
+    assert src.quarantine["reason"].tolist() == ["completion outside 0..1"]
+
+
 def test_missing_required_column_is_a_clear_error():
     videos, comments, events = _tables()
     with pytest.raises(ValueError, match=r"events table lacks required column\(s\) \['ts'\]"):

@@ -159,3 +159,19 @@ def test_user_tower_pooling_ignores_padding(pooling):
     assert out.shape == (2, 8) and np.isfinite(out).all()
     with pytest.raises(ValueError, match="user_pooling"):
         TwoTowerConfig(user_pooling="max")
+
+
+def test_same_seed_same_model():
+    from recsys.model import item_embeddings, train_two_tower
+
+    rng = np.random.default_rng(3)
+    content = _content(12, rng)
+    examples = TrainingExamples(
+        history=rng.integers(0, 13, (96, 3)).astype(np.int32),
+        user=rng.integers(0, 6, 96).astype(np.int32),
+        item=rng.integers(0, 12, 96).astype(np.int32),
+    )
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=2, batch_size=16)
+    a = item_embeddings(train_two_tower(cfg, content, 6, examples).item_tower, 12)
+    b = item_embeddings(train_two_tower(cfg, content, 6, examples).item_tower, 12)
+    np.testing.assert_allclose(a, b, atol=1e-6)
