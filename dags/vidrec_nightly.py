@@ -30,6 +30,13 @@ PARAMS = {
     ),
     "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Two-tower training epochs"),
     "frame_shards": Param(2, type="integer", minimum=1, maximum=256, description="Mapped frame_features shards"),
+    "protocol": Param(
+        "global_time",
+        enum=["global_time", "user_time", "leave_last_out", "random"],
+        description="Evaluation split shared by dataset, train and evaluate",
+    ),
+    "fusion": Param("concat", enum=["concat", "weighted_sum", "attention"], description="Item-tower fusion"),
+    "user_pooling": Param("mean", enum=["mean", "attention"], description="User-tower history pooling"),
 }
 
 
@@ -50,7 +57,13 @@ def _config_and_date(params: dict, logical_date: object) -> tuple:  # type: igno
         redis_url=params["redis_url"],
         frame_shards=int(params["frame_shards"]),
     )
-    return replace(cfg, model=replace(cfg.model, epochs=int(params["epochs"]))), run_date
+    model = replace(
+        cfg.model,
+        epochs=int(params["epochs"]),
+        fusion=params.get("fusion", "concat"),
+        user_pooling=params.get("user_pooling", "mean"),
+    )
+    return replace(cfg, protocol=params.get("protocol", "global_time"), model=model), run_date
 
 
 def _run_step(step: str, params: dict, logical_date: object) -> dict:
