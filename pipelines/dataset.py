@@ -27,12 +27,7 @@ class Dataset:
     items: list[str]
     users: list[str]
     content: ItemContent
-    events: pd.DataFrame  # all known events, with user_idx and item_idx
-    split: Split
-
-    @property
-    def item_index(self) -> dict[str, int]:
-        return {v: i for i, v in enumerate(self.items)}
+    split: Split  # train and test events, with user_idx and item_idx
 
 
 def _stack(col: pd.Series, dim: int) -> np.ndarray:
@@ -86,7 +81,6 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         out / "content.npz",
         lambda p: np.savez(p.open("wb"), **{f: getattr(content, f) for f in content.__dataclass_fields__}),
     )
-    write_parquet(out / "events.parquet", events)
     write_parquet(out / "train.parquet", split.train)
     write_parquet(out / "test.parquet", split.test)
     summary = {
@@ -108,7 +102,6 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
         raise FileNotFoundError(f"no dataset for {run_date} under {out}; run the dataset step first")
     with np.load(out / "content.npz") as z:
         content = ItemContent(**{k: z[k] for k in z.files})
-    events = pd.read_parquet(out / "events.parquet")
     meta = json.loads((out / "split.json").read_text())
     split = Split(
         meta["protocol"],
@@ -120,6 +113,5 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
         items=json.loads((out / "items.json").read_text()),
         users=json.loads((out / "users.json").read_text()),
         content=content,
-        events=events,
         split=split,
     )

@@ -1,4 +1,4 @@
-"""evaluate: offline metrics of the model and a popularity baseline on held-out events.
+"""evaluate: offline metrics of the model and the baselines on held-out events.
 
 Protocols (``cfg.protocol``; see ``recsys.split``): global_time (default for the nightly job),
 user_time (each user's last 20% by time), leave_last_out, and random (the TFRS basic-retrieval
@@ -6,7 +6,8 @@ tutorial's 80/20; nothing excluded from the ranking). For the first three, each 
 history is their training events, their relevant items are test videos they had not watched in
 training, and every video is ranked except their training videos. Users with no training event
 or nothing relevant are not evaluated (counted). Popularity ranks by training watch count
-through the same ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at K in
+and the other baselines (item-kNN, ALS, content-only; ``recsys.baselines``) go through the same
+ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at K in
 {10, 20, 50} with standard errors over users; coverage, novelty and popularity of the lists.
 """
 
@@ -97,12 +98,17 @@ def cohort_metrics(
     return out
 
 
-PROTOCOL_DETAIL = {
-    "global_time": "train before time T (80th percentile), test at/after T; rank all videos except the user's training videos",
-    "user_time": "each user's last 20% of events by time are test; rank all videos except the user's training videos",
-    "leave_last_out": "each user's last event is test; rank all videos except the user's training videos",
-    "random": "random 80/20 split of events (TFRS basic-retrieval tutorial); nothing excluded from ranking",
-}
+def protocol_detail(protocol: str, test_fraction: float) -> str:
+    """How a protocol split the events, in words, with the configured held-out share."""
+    test, train = round(100 * test_fraction), round(100 * (1 - test_fraction))
+    return {
+        "global_time": f"train before time T ({train}th percentile of timestamps), test at/after T; "
+        "rank all videos except the user's training videos",
+        "user_time": f"each user's last {test}% of events by time are test; "
+        "rank all videos except the user's training videos",
+        "leave_last_out": "each user's last event is test; rank all videos except the user's training videos",
+        "random": f"random {train}/{test} split of events (TFRS basic-retrieval tutorial); nothing excluded from ranking",
+    }[protocol]
 
 
 def format_table(report: dict) -> str:  # type: ignore[type-arg]
@@ -174,7 +180,7 @@ def evaluate_model(
         "model_version": model.version,
         "data_source": str(cfg.source),
         "protocol": split.protocol,
-        "protocol_detail": PROTOCOL_DETAIL[split.protocol],
+        "protocol_detail": protocol_detail(split.protocol, cfg.test_fraction),
         **split.describe(),
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
