@@ -27,10 +27,19 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from recsys.model import TwoTowerConfig
 
     model = TwoTowerConfig(
-        fusion=args.fusion, modalities=tuple(args.modalities.split(",")), user_pooling=args.user_pooling
+        fusion=args.fusion,
+        modalities=tuple(args.modalities.split(",")),
+        user_pooling=args.user_pooling,
+        completion_weighting=args.completion_weighting,
     )
-    if getattr(args, "epochs", None):
-        model = replace(model, epochs=args.epochs)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("epochs", "early_stopping_patience", "temperature", "learning_rate", "max_history")
+        if getattr(args, name, None) is not None
+    }
+    from pipelines.tune import parse_settings
+
+    model = replace(model, **overrides, **parse_settings(getattr(args, "set", None) or []))
     return PipelineConfig(
         source=Path(args.source),
         workdir=Path(args.workdir),
@@ -63,9 +72,18 @@ def _step(name: str) -> Callable[[argparse.Namespace], object]:
 
 
 def cmd_run(args: argparse.Namespace) -> object:
+    from pipelines.config import STEPS
     from pipelines.nightly import run_nightly
 
-    return run_nightly(_config(args), args.run_date)
+    steps = tuple(s for s in STEPS if not (getattr(args, "no_publish", False) and s == "publish"))
+    return run_nightly(_config(args), args.run_date, steps)
+
+
+def cmd_results(args: argparse.Namespace) -> object:
+    from pipelines.results import results
+
+    only = [n for n in args.only.split(",") if n]
+    return {"written": str(results(Path(args.var), Path(args.out), only, args.render_only))}
 
 
 def cmd_demo_data(args: argparse.Namespace) -> object:
@@ -83,10 +101,17 @@ def cmd_ablate(args: argparse.Namespace) -> object:
     return None
 
 
+def cmd_tune(args: argparse.Namespace) -> object:
+    from pipelines.tune import parse_grid, run_tuning
+
+    run_tuning(_config(args), args.run_date, parse_grid(args.grid))
+    return None
+
+
 def cmd_import(args: argparse.Namespace) -> object:
     from pipelines.adapters import import_source, parse_mapping
 
-    return import_source(args.format, Path(args.path), Path(args.source), parse_mapping(args.map))
+    return import_source(args.format, Path(args.path), Path(args.source), parse_mapping(args.map), args.min_watch_ratio)
 
 
 def cmd_redis(args: argparse.Namespace) -> object:
@@ -147,6 +172,18 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     p.add_argument("--modalities", default="id,visual,caption,comments", help="item-tower inputs (ablations)")
     p.add_argument("--user-pooling", default="mean", choices=("mean", "attention"), help="user-tower history pooling")
     p.add_argument(
+        "--completion-weighting", action="store_true", help="weight history watches by completion when pooling"
+    )
+    p.add_argument(
+        "--early-stopping-patience", type=int, default=None, help="epochs without better validation NDCG (0: off)"
+    )
+    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of the retrieval loss")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--max-history", type=int, default=None, help="history length the user tower reads")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="any model setting, e.g. use_user_id=false"
+    )
+    p.add_argument(
         "--protocol",
         default="global_time",
         choices=("global_time", "user_time", "leave_last_out", "random"),
@@ -170,10 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="convert a public data set into a data-contract folder")
-    p.add_argument("format", choices=("movielens", "csv"))
+    p.add_argument("format", choices=("movielens", "microlens", "kuairec", "csv"))
     p.add_argument("path", help="the data set's folder")
     p.add_argument("--source", required=True, help="the data-contract folder to write")
     p.add_argument("--map", action="append", default=[], help="csv: table.contract_column=source_column")
+    p.add_argument(
+        "--min-watch-ratio", type=float, default=1.0, help="kuairec: plays below this watch_ratio are not views"
+    )
     p.set_defaults(func=cmd_import)
 
     for name, helptext in [
@@ -190,12 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole nightly flow in-process")
     _add_common(p)
+    p.add_argument("--no-publish", action="store_true", help="stop after evaluate (nothing is written to Redis)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("results", help="run the reference experiments and write docs/results.md")
+    p.add_argument("--out", default="docs/results.md")
+    p.add_argument("--var", default="var/results", help="where the experiments' sources and workdirs go")
+    p.add_argument("--only", default="", help="comma-separated experiment names")
+    p.add_argument("--render-only", action="store_true", help="re-render from reports already under --var")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("ablate", help="retrain with each set of item-tower inputs and compare")
     _add_common(p)
     p.add_argument("--fusions", default="concat", help="comma-separated: concat,weighted_sum,attention")
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("tune", help="grid search of model settings, judged on validation NDCG@10")
+    _add_common(p)
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="e.g. temperature=0.05,0.1,0.3")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("redis", help="start (if none answers) or stop the project's own Redis")
     p.add_argument("action", choices=("start", "stop"))

@@ -13,7 +13,9 @@ ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at K in
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -24,32 +26,11 @@ from recsys import baselines
 from recsys.baselines import Scorer
 from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
 from recsys.model import last_history
+from recsys.split import evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
 
 K_VALUES = (10, 20, 50)
-
-
-def evaluation_targets(
-    train_events: pd.DataFrame, test_events: pd.DataFrame, exclude_train_items: bool = True
-) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
-    """(user indices, per-user items to exclude from ranking, per-user relevant items) for evaluable users.
-
-    With ``exclude_train_items`` a user's training videos are neither ranked nor relevant.
-    """
-    seen = train_events.groupby("user_idx")["item_idx"].agg(lambda s: np.unique(s.to_numpy()))
-    later = test_events.groupby("user_idx")["item_idx"].agg(set)
-    users, exclude, relevant = [], [], []
-    nothing = np.zeros(0, np.int64)
-    for u, items in later.items():
-        if u not in seen.index:
-            continue
-        rel = items - set(seen[u].tolist()) if exclude_train_items else items
-        if rel:
-            users.append(int(u))
-            exclude.append(seen[u] if exclude_train_items else nothing)
-            relevant.append(rel)
-    return np.asarray(users, np.int64), exclude, relevant
 
 
 def rank_all(scorers: dict[str, Scorer], users: np.ndarray, exclude: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -124,6 +105,19 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
         cells = "".join(f"{m[f'{x}@{k}']:>10.4f}±{m[f'{x}@{k}_se']:.4f}" for k in K_VALUES for x in ("recall", "ndcg"))
         cells += "".join(f"{m[f'{x}@10']:>14.4f}" for x in ("hitrate", "mrr", "coverage"))
         lines.append(f"{name:<12}{cells}")
+    training = report.get("training") or {}
+    if training.get("val_ndcg@10"):
+        lines.append(
+            f"two_tower: {training['epochs_run']} epochs run, best epoch {training['best_epoch']} "
+            f"(validation NDCG@10 {max(training['val_ndcg@10']):.4f} over {training['validation_users']} users, "
+            "held out from training)"
+        )
+    als = (report.get("baseline_tuning") or {}).get("als")
+    if als and als.get("grid"):
+        lines.append(
+            f"als: factors {als['factors']}, regularization {als['regularization']} "
+            f"(best validation NDCG@10 of {len(als['grid'])} settings, {als['validation_users']} users)"
+        )
     for cohort, by_model in report.get("cohorts", {}).items():
         n = next(iter(by_model.values()))["users"]
         cells = "  ".join(f"{name} {m['ndcg@10']:.4f}±{m['ndcg@10_se']:.4f}" for name, m in by_model.items())
@@ -149,28 +143,35 @@ def evaluate_model(
     users, exclude, relevant = evaluation_targets(split.train, split.test, split.excludes_train_items)
     if len(users) == 0:
         raise ValueError("no user has events on both sides of the split: lower test_fraction or add events")
-    hist = last_history(
+    hist, weight = last_history(
         split.train["user_idx"].to_numpy(),
         split.train["item_idx"].to_numpy(),
         split.train["ts"].to_numpy(),
         len(ds.users),
         model.config.max_history,
         len(ds.items),
+        train.completion(split.train),
     )
 
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
-        vecs = model.user_tower(hist[u], u.astype(np.int32))
+        vecs = model.user_tower(hist[u], u.astype(np.int32), weight[u])
         return topk_with_exclusions(vecs, model.item_vectors, k, excl)[0]
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
     fit_on, n_users, n_items = split.train, len(ds.users), len(ds.items)
     scorers: dict[str, Scorer] = {"two_tower": model_scorer}
+    tuning: dict[str, object] = {}
     if with_baselines:
+        # ALS settings are chosen on a validation split of the training events, never on test.
+        fit, held_out = validation_split(fit_on, cfg.model.validation_fraction or 0.1)
+        tuning["als"] = als = baselines.tune_als(fit, held_out, n_users, n_items, seed=cfg.model.seed)
         scorers.update(
             {
                 "popularity": baselines.fit_popularity(fit_on, n_items),
                 "item_knn": baselines.fit_item_knn(fit_on, n_users, n_items),
-                "als": baselines.fit_als(fit_on, n_users, n_items, seed=cfg.model.seed),
+                "als": baselines.fit_als(
+                    fit_on, n_users, n_items, als["factors"], als["regularization"], seed=cfg.model.seed
+                ),
                 "content_only": baselines.fit_content_only(fit_on, n_users, ds.content),
             }
         )
@@ -186,4 +187,20 @@ def evaluate_model(
         "users_total": len(ds.users),
         "metrics": {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()},
         "cohorts": cohort_metrics(rankings, users, relevant, split.train, train_counts),
+        "baseline_tuning": tuning,
+        "model_config": asdict(model.config),
+        "training": _training_summary(model),
+    }
+
+
+def _training_summary(model: train.ExportedModel) -> dict[str, object]:
+    """Epochs run, best epoch and validation NDCG@10 per epoch, from the exported model folder."""
+    path = model.path / "train_history.json"
+    hist = json.loads(path.read_text()) if path.exists() else {}
+    return {
+        "epochs_run": len(hist.get("loss", [])),
+        "best_epoch": (hist.get("best_epoch") or [None])[0],
+        "validation_users": (hist.get("validation_users") or [0])[0],
+        "loss": hist.get("loss", []),
+        "val_ndcg@10": hist.get("val_ndcg@10", []),
     }

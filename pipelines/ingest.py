@@ -42,7 +42,23 @@ def ingest_tables(
     v = validated.videos.copy()
     v["media_file"] = v["media_path"].map(lambda p: str((source / p).resolve()) if p else "")
     e = validated.events[validated.events["ts"] < end_epoch_s].reset_index(drop=True)
+    e = derive_completion(e, v)
     return ValidatedSource(videos=v, comments=validated.comments, events=e, quarantine=validated.quarantine)
+
+
+def derive_completion(events: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
+    """Fill a missing ``completion`` with watch_seconds / the video's duration_s, clipped to 0..1.
+
+    A given completion always wins; where neither is known it stays NaN (treated as a full watch).
+    """
+    if "watch_seconds" not in events or "duration_s" not in videos:
+        return events
+    duration = pd.to_numeric(videos.set_index("video_id")["duration_s"], errors="coerce")
+    duration = duration[duration > 0]
+    watched = pd.to_numeric(events["watch_seconds"], errors="coerce")
+    derived = (watched / events["video_id"].map(duration)).clip(0.0, 1.0)
+    given = events["completion"] if "completion" in events else pd.Series(float("nan"), index=events.index)
+    return events.assign(completion=given.fillna(derived).astype("float64"))
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, int]:

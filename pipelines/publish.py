@@ -56,9 +56,17 @@ def score_users(
     u = known["user_id"].map(uidx).to_numpy()
     i = known["video_id"].map(iidx).to_numpy()
     active = np.unique(u)
-    hist = last_history(u, i, known["ts"].to_numpy(), len(model.users), model.config.max_history, len(model.items))
+    hist, weight = last_history(
+        u,
+        i,
+        known["ts"].to_numpy(),
+        len(model.users),
+        model.config.max_history,
+        len(model.items),
+        train.completion(known),
+    )
     watched = known.assign(u=u, i=i).groupby("u")["i"].agg(lambda s: np.unique(s.to_numpy()))
-    vectors = model.user_tower(hist[active], active.astype(np.int32))
+    vectors = model.user_tower(hist[active], active.astype(np.int32), weight[active])
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d(watched[a], blocked) for a in active]
     idx, scores = topk_with_exclusions(vectors, model.item_vectors, k, exclude)

@@ -3,7 +3,12 @@
 Export (``<workdir>/models/<version>/``): ``user_tower/`` (SavedModel, signature
 ``serving_default``: history [b, max_history] int32, user [b] int32 -> embedding [b, d]),
 ``item_embeddings.npy`` [n_items, d], ``items.json`` and ``users.json`` (index -> id),
-``config.json`` (the model config), ``train_history.json`` (loss per epoch).
+``config.json`` (the model config), ``train_history.json`` (loss and validation NDCG@10 per epoch).
+
+Early stopping: each user's last ``validation_fraction`` of training events (by time) are held
+out of fitting; NDCG@10 on them (ranking every video but the user's fitting events) is measured
+after each epoch, and the best epoch's weights are exported. The exported user tower still reads
+every training event as history when it scores, so the held-out events are not lost to users.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pipelines import dataset
 from pipelines.config import PipelineConfig, write_json
@@ -23,21 +29,55 @@ from recsys.model import (
     LoadedUserTower,
     TrainingExamples,
     TwoTowerConfig,
+    ValidationSet,
     fusion_weights,
     history_windows,
     item_embeddings,
+    last_history,
     save_user_tower,
     train_two_tower,
 )
+from recsys.split import evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
 
 
-def make_examples(ds: dataset.Dataset, max_history: int) -> TrainingExamples:
-    train = ds.split.train
-    user, item, ts = (train[c].to_numpy() for c in ("user_idx", "item_idx", "ts"))
-    history = history_windows(user, item, ts, max_history, pad_index=len(ds.items))
-    return TrainingExamples(history=history, user=user.astype(np.int32), item=item.astype(np.int32))
+def completion(events: pd.DataFrame) -> np.ndarray | None:
+    """Each event's watch completion (NaN where unknown), or None when the source has none."""
+    return events["completion"].to_numpy(np.float64) if "completion" in events else None
+
+
+def make_examples(events: pd.DataFrame, num_items: int, max_history: int) -> TrainingExamples:
+    user, item, ts = (events[c].to_numpy() for c in ("user_idx", "item_idx", "ts"))
+    history, weight = history_windows(user, item, ts, max_history, num_items, completion(events))
+    return TrainingExamples(history=history, user=user.astype(np.int32), item=item.astype(np.int32), weight=weight)
+
+
+def make_validation(
+    fit: pd.DataFrame, held_out: pd.DataFrame, num_users: int, num_items: int, max_history: int
+) -> ValidationSet:
+    """Validation targets: users' held-out items, ranked from their fitting events' history."""
+    users, exclude, relevant = evaluation_targets(fit, held_out)
+    hist, weight = last_history(
+        fit["user_idx"].to_numpy(),
+        fit["item_idx"].to_numpy(),
+        fit["ts"].to_numpy(),
+        num_users,
+        max_history,
+        num_items,
+        completion(fit),
+    )
+    return ValidationSet(hist[users], weight[users], users.astype(np.int32), exclude, relevant)
+
+
+def fit_and_validation(ds: dataset.Dataset, model_cfg: TwoTowerConfig) -> tuple[TrainingExamples, ValidationSet | None]:
+    """Training examples and (when early stopping is on) the validation set carved from training."""
+    train_events, n_users, n_items = ds.split.train, len(ds.users), len(ds.items)
+    if model_cfg.early_stopping_patience == 0 or model_cfg.validation_fraction == 0:
+        return make_examples(train_events, n_items, model_cfg.max_history), None
+    fit, held_out = validation_split(train_events, model_cfg.validation_fraction)
+    validation = make_validation(fit, held_out, n_users, n_items, model_cfg.max_history)
+    return make_examples(fit, n_items, model_cfg.max_history), validation
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
@@ -50,8 +90,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
 def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) -> dict[str, object]:
     """Train on the dataset's training side and export models/<version>/; returns the summary."""
     t0 = time.perf_counter()
-    examples = make_examples(ds, cfg.model.max_history)
-    result = train_two_tower(cfg.model, ds.content, len(ds.users), examples)
+    examples, validation = fit_and_validation(ds, cfg.model)
+    result = train_two_tower(cfg.model, ds.content, len(ds.users), examples, validation)
 
     version = cfg.model_version(run_date)
     final = cfg.model_dir(version)
@@ -74,6 +114,10 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "version": version,
         "examples": len(examples.item),
         "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
+        "epochs_run": len(result.history.get("loss", [])),
+        "best_epoch": (result.history.get("best_epoch") or [None])[0],
+        "validation_users": (result.history.get("validation_users") or [0])[0],
+        "val_ndcg@10": max(result.history["val_ndcg@10"]) if result.history.get("val_ndcg@10") else None,
         "fusion": cfg.model.fusion,
         "modalities": list(cfg.model.modalities),
         "fusion_weights": weights,

@@ -4,7 +4,8 @@ Each ``fit_*`` returns a scorer ``(user indices [n], exclude lists, k) -> ranked
 * popularity: training watch count.
 * item_knn: item-item cosine over the binary user x item training matrix; a user's score for
   item i is the sum of i's similarities to the user's training items.
-* als: implicit-feedback matrix factorisation (the ``implicit`` package), 64 factors.
+* als: implicit-feedback matrix factorisation (the ``implicit`` package); ``tune_als`` picks
+  factors and regularisation by NDCG@10 on a validation split carved from training events.
 * content_only: a user's profile is the mean of their training items' content vectors (each
   present modality L2-normalised, then concatenated); score = dot product.
 """
@@ -61,12 +62,24 @@ def fit_item_knn(train: pd.DataFrame, num_users: int, num_items: int, block_size
     return score
 
 
-def fit_als(train: pd.DataFrame, num_users: int, num_items: int, factors: int = 64, seed: int = 42) -> Scorer:
+ALS_GRID = tuple((f, r) for f in (32, 64, 128) for r in (0.01, 0.1, 1.0))
+
+
+def fit_als(
+    train: pd.DataFrame,
+    num_users: int,
+    num_items: int,
+    factors: int = 64,
+    regularization: float = 0.05,
+    seed: int = 42,
+) -> Scorer:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1, "blas"):  # implicit runs its own threads; nested BLAS threads only slow it
-        model = AlternatingLeastSquares(factors=factors, regularization=0.05, iterations=15, random_state=seed)
+        model = AlternatingLeastSquares(
+            factors=factors, regularization=regularization, iterations=15, random_state=seed
+        )
         model.fit(_user_item_matrix(train, num_users, num_items), show_progress=False)
     users_f, items_f = np.asarray(model.user_factors), np.asarray(model.item_factors)
 
@@ -96,3 +109,39 @@ def fit_content_only(train: pd.DataFrame, num_users: int, content: ItemContent) 
         return topk_with_exclusions(profiles.astype(np.float32), vecs, k, exclude)[0]
 
     return score
+
+
+def tune_als(
+    fit: pd.DataFrame,
+    held_out: pd.DataFrame,
+    num_users: int,
+    num_items: int,
+    grid: tuple[tuple[int, float], ...] = ALS_GRID,
+    seed: int = 42,
+) -> dict[str, object]:
+    """ALS (factors, regularization) with the best NDCG@10 on held-out training events.
+
+    ``fit``/``held_out`` both come from the training side (``recsys.split.validation_split``),
+    so the test events never choose a baseline's settings. Returns the best pair and every score.
+    """
+    from recsys.metrics import evaluate_rankings
+    from recsys.split import evaluation_targets
+
+    users, exclude, relevant = evaluation_targets(fit, held_out)
+    if len(users) == 0:
+        return {"factors": 64, "regularization": 0.05, "validation_users": 0, "grid": []}
+    scores = []
+    for factors, reg in grid:
+        ranked = fit_als(fit, num_users, num_items, factors, reg, seed)(users, exclude, 10)
+        scores.append({"factors": factors, "regularization": reg, **_ndcg(evaluate_rankings(ranked, relevant, 10))})
+    best = max(scores, key=lambda s: s["ndcg@10"])
+    return {
+        "factors": best["factors"],
+        "regularization": best["regularization"],
+        "validation_users": len(users),
+        "grid": scores,
+    }
+
+
+def _ndcg(metrics: dict[str, float]) -> dict[str, float]:
+    return {"ndcg@10": round(metrics["ndcg@10"], 5)}

@@ -5,10 +5,14 @@ visual embedding + projected caption embedding + projected comments embedding, e
 modality multiplied by its presence mask, fused by concatenation, L2-normalised.
 
 User tower: the user's last ``max_history`` watched videos, each encoded by the shared item
-tower and mean-pooled over the real (unpadded) positions, plus a user-id embedding, L2-normalised.
+tower and pooled over the real (unpadded) positions (mean, or attention with a learned recency
+vector per position), optionally weighted by each watch's completion, plus a user-id embedding,
+L2-normalised.
 
 Loss: ``tfrs.tasks.Retrieval`` in-batch softmax with temperature, logQ correction from item
-frequency and accidental-hit removal by item id.
+frequency and accidental-hit removal by item id. With a validation set, NDCG@10 on it is measured
+after every epoch; training stops when it has not improved for ``early_stopping_patience``
+epochs and the weights of the best epoch are restored.
 
 TensorFlow is imported inside functions; ``ensure_keras2()`` sets ``TF_USE_LEGACY_KERAS=1``
 before the first import, since TFRS needs Keras 2 (tf-keras).
@@ -47,7 +51,14 @@ class TwoTowerConfig:
     fusion: str = "concat"
     modalities: tuple[str, ...] = ("id", "visual", "caption", "comments")
     """Which item-tower inputs are used (the rest are masked out): for ablations, e.g. ("id",)."""
+    completion_weighting: bool = False
+    """Weight each history item by its watch completion (0..1; 1 where unknown) when pooling."""
     epochs: int = 10
+    """The most epochs; with a validation set, early stopping may end training sooner."""
+    early_stopping_patience: int = 2
+    """Stop after this many epochs without a better validation NDCG@10 (0: train all epochs)."""
+    validation_fraction: float = 0.1
+    """Each user's last share of training events (by time) held out for early stopping (0: none)."""
     batch_size: int = 256
     learning_rate: float = 0.003
     temperature: float = 0.1
@@ -68,6 +79,10 @@ class TwoTowerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if self.early_stopping_patience < 0:
+            raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
@@ -100,46 +115,71 @@ class ItemContent:
         return ItemContent(*(pad(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
+def _weights_or_ones(weight: np.ndarray | None, n: int) -> np.ndarray:
+    if weight is None:
+        return np.ones(n, np.float32)
+    w = np.asarray(weight, np.float64)
+    return np.where(np.isfinite(w), np.clip(w, 0.0, 1.0), 1.0).astype(np.float32)
+
+
 def history_windows(
-    user_idx: np.ndarray, item_idx: np.ndarray, ts: np.ndarray, max_history: int, pad_index: int
-) -> np.ndarray:
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    ts: np.ndarray,
+    max_history: int,
+    pad_index: int,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """For each event, the items the same user watched strictly before it (most recent last).
 
-    Inputs are parallel [n_events] arrays. Returns [n_events, max_history] int32, left-padded
-    with ``pad_index``. The event's own item is never in its history (no target leakage); events
-    with equal timestamps are ordered by their position in the input.
+    Inputs are parallel [n_events] arrays; ``weight`` is each event's completion (NaN or absent
+    = 1). Returns (items [n_events, max_history] int32 left-padded with ``pad_index``, weights
+    [n_events, max_history] float32, 0 at padding). The event's own item is never in its history
+    (no target leakage); events with equal timestamps are ordered by their position in the input.
     """
+    w = _weights_or_ones(weight, len(ts))
     order = np.lexsort((np.arange(len(ts)), ts, user_idx))
     out = np.full((len(ts), max_history), pad_index, dtype=np.int32)
+    out_w = np.zeros((len(ts), max_history), dtype=np.float32)
     users_sorted = user_idx[order]
-    items_sorted = item_idx[order]
+    items_sorted, w_sorted = item_idx[order], w[order]
     boundaries = np.flatnonzero(np.diff(users_sorted)) + 1
     for seg_start, seg_end in zip(
         np.concatenate([[0], boundaries]), np.concatenate([boundaries, [len(order)]]), strict=True
     ):
-        seq = items_sorted[seg_start:seg_end]
+        seq, seq_w = items_sorted[seg_start:seg_end], w_sorted[seg_start:seg_end]
         for j in range(len(seq)):
-            hist = seq[max(0, j - max_history) : j]
-            if len(hist):
-                out[order[seg_start + j], max_history - len(hist) :] = hist
-    return out
+            lo = max(0, j - max_history)
+            if j > lo:
+                out[order[seg_start + j], max_history - (j - lo) :] = seq[lo:j]
+                out_w[order[seg_start + j], max_history - (j - lo) :] = seq_w[lo:j]
+    return out, out_w
 
 
 def last_history(
-    user_idx: np.ndarray, item_idx: np.ndarray, ts: np.ndarray, num_users: int, max_history: int, pad_index: int
-) -> np.ndarray:
-    """[num_users, max_history] int32: each user's last ``max_history`` items, left-padded."""
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    ts: np.ndarray,
+    num_users: int,
+    max_history: int,
+    pad_index: int,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's last ``max_history`` items ([num_users, max_history] int32, left-padded) and weights."""
+    w = _weights_or_ones(weight, len(ts))
     order = np.lexsort((np.arange(len(ts)), ts, user_idx))
     out = np.full((num_users, max_history), pad_index, dtype=np.int32)
-    u_sorted, i_sorted = user_idx[order], item_idx[order]
+    out_w = np.zeros((num_users, max_history), dtype=np.float32)
+    u_sorted, i_sorted, w_sorted = user_idx[order], item_idx[order], w[order]
     boundaries = np.flatnonzero(np.diff(u_sorted)) + 1
     starts = np.concatenate([[0], boundaries]).astype(int)
     ends = np.concatenate([boundaries, [len(order)]]).astype(int)
     for s, e in zip(starts, ends, strict=True):
         if e > s:
-            hist = i_sorted[max(s, e - max_history) : e]
-            out[u_sorted[s], max_history - len(hist) :] = hist
-    return out
+            lo = max(s, e - max_history)
+            out[u_sorted[s], max_history - (e - lo) :] = i_sorted[lo:e]
+            out_w[u_sorted[s], max_history - (e - lo) :] = w_sorted[lo:e]
+    return out, out_w
 
 
 def build_towers(
@@ -152,7 +192,8 @@ def build_towers(
     drops it and scores the item from content alone, as id dropout taught it to.
 
     item_tower(item_idx: [b] int32) -> [b, embedding_dim]
-    user_tower({"history": [b, max_history] int32, "user": [b] int32}) -> [b, embedding_dim]
+    user_tower({"history": [b, max_history] int32, "user": [b] int32, optional "weight": [b, max_history]
+    float32 completion of each history watch}) -> [b, embedding_dim]
     Index ``content.num_items`` is the padding item; user index ``num_users`` the unknown user.
     """
     ensure_keras2()
@@ -243,10 +284,16 @@ def build_towers(
                     initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
                 )
 
-        def history_weights(self, items: Any, mask: Any) -> Any:
-            """[b, n] pooling weights over the real history positions (padding gets 0)."""
+        def history_weights(self, items: Any, mask: Any, completion: Any) -> Any:
+            """[b, n] pooling weights over the real history positions (padding gets 0).
+
+            With completion weighting, a watch counts in proportion to its completion (floored
+            at 0.05 so a barely-started video still counts a little).
+            """
+            if cfg.completion_weighting:
+                mask = mask * tf.maximum(completion, 0.05)
             if cfg.user_pooling == "mean":
-                return mask / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+                return mask / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1e-9)
             keys = items + self.position[None, :, :]
             logits = tf.einsum("bnd,d->bn", keys, self.pool_query) / np.sqrt(cfg.embedding_dim)
             e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
@@ -259,7 +306,8 @@ def build_towers(
             items = tf.reshape(flat, [b, cfg.max_history, cfg.embedding_dim])
             mask = tf.cast(history != pad_index, tf.float32)  # [b, n]
             count = tf.reduce_sum(mask, axis=1, keepdims=True)
-            pooled = tf.reduce_sum(self.history_weights(items, mask)[:, :, None] * items, axis=1)
+            completion = tf.cast(inputs["weight"], tf.float32) if "weight" in inputs else mask
+            pooled = tf.reduce_sum(self.history_weights(items, mask, completion)[:, :, None] * items, axis=1)
             parts = [pooled, tf.math.log1p(count)]
             if cfg.use_user_id:
                 parts.append(self.user_embedding(tf.cast(inputs["user"], tf.int32)))
@@ -272,11 +320,39 @@ def build_towers(
 
 @dataclass(frozen=True)
 class TrainingExamples:
-    """Parallel arrays: history [n, max_history] int32, user [n] int32, item [n] int32."""
+    """Parallel arrays: history [n, max_history] int32, user [n] int32, item [n] int32, and
+    weight [n, max_history] float32 (completion of each history watch; None = all ones)."""
 
     history: np.ndarray
     user: np.ndarray
     item: np.ndarray
+    weight: np.ndarray | None = None
+
+    def history_weight(self) -> np.ndarray:
+        # Ones where absent: the tower masks padding positions itself.
+        return self.weight.astype(np.float32) if self.weight is not None else np.ones(self.history.shape, np.float32)
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Held-out targets for early stopping: per user, their history and the items to find.
+
+    history/weight: [n, max_history]; user: [n] int32; exclude: per user, items not to rank
+    (their fitting events); relevant: per user, the held-out items (non-empty).
+    """
+
+    history: np.ndarray
+    weight: np.ndarray
+    user: np.ndarray
+    exclude: list[np.ndarray]
+    relevant: list[set[int]]
+
+    def ndcg(self, user_tower: Any, item_vectors: np.ndarray, k: int = 10) -> float:
+        from recsys.metrics import evaluate_rankings, topk_with_exclusions
+
+        vecs = user_tower({"history": self.history, "user": self.user, "weight": self.weight}, training=False)
+        ranked = topk_with_exclusions(np.asarray(vecs), item_vectors, k, self.exclude)[0]
+        return evaluate_rankings(ranked, self.relevant, k)[f"ndcg@{k}"]
 
 
 @dataclass
@@ -287,9 +363,17 @@ class TrainResult:
 
 
 def train_two_tower(
-    cfg: TwoTowerConfig, content: ItemContent, num_users: int, examples: TrainingExamples
+    cfg: TwoTowerConfig,
+    content: ItemContent,
+    num_users: int,
+    examples: TrainingExamples,
+    validation: ValidationSet | None = None,
 ) -> TrainResult:
-    """Fit the two towers on (history, user) -> item examples; returns the trained towers."""
+    """Fit the two towers on (history, user) -> item examples; returns the trained towers.
+
+    With ``validation`` (and patience > 0), NDCG@10 on it is recorded each epoch as
+    ``val_ndcg@10``; training stops early and the best epoch's weights are kept.
+    """
     ensure_keras2()
     import tensorflow as tf
     import tensorflow_recommenders as tfrs
@@ -328,17 +412,59 @@ def train_two_tower(
     model = TwoTower()
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
     data = tf.data.Dataset.from_tensor_slices(
-        {"history": examples.history, "user": examples.user, "item": examples.item}
+        {
+            "history": examples.history,
+            "user": examples.user,
+            "item": examples.item,
+            "weight": examples.history_weight(),
+        }
     )
     data = (
         data.shuffle(len(examples.item), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(cfg.batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-    fit = model.fit(data, epochs=cfg.epochs, verbose=0)
-    return TrainResult(
-        item_tower=item_tower, user_tower=user_tower, history={k: list(map(float, v)) for k, v in fit.history.items()}
-    )
+    callbacks = []
+    if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
+        callbacks.append(_early_stop_callback(tf, validation, item_tower, user_tower, content.num_items, cfg))
+    fit = model.fit(data, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+    history = {k: list(map(float, v)) for k, v in fit.history.items()}
+    if callbacks:
+        history.update(callbacks[0].summary())
+    return TrainResult(item_tower=item_tower, user_tower=user_tower, history=history)
+
+
+def _early_stop_callback(
+    tf: Any, validation: ValidationSet, item_tower: Any, user_tower: Any, n_items: int, cfg: TwoTowerConfig
+) -> Any:
+    """A Keras callback: validation NDCG@10 after each epoch, stop on a plateau, restore the best."""
+
+    class EarlyStop(tf.keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scores: list[float] = []
+            self.best_weights: list[Any] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            score = validation.ndcg(user_tower, item_embeddings(item_tower, n_items))
+            if not self.scores or score > max(self.scores):
+                self.best_weights = self.model.get_weights()
+            self.scores.append(score)
+            if len(self.scores) - 1 - int(np.argmax(self.scores)) >= cfg.early_stopping_patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+        def summary(self) -> dict[str, Any]:
+            return {
+                "val_ndcg@10": self.scores,
+                "best_epoch": [int(np.argmax(self.scores)) + 1],
+                "validation_users": [len(validation.user)],
+            }
+
+    return EarlyStop()
 
 
 def fusion_weights(item_tower: Any, num_items: int, batch_size: int = 4096) -> dict[str, float] | None:
@@ -371,7 +497,8 @@ def item_embeddings(item_tower: Any, num_items: int, batch_size: int = 4096) -> 
 def save_user_tower(user_tower: Any, path: Path, max_history: int) -> None:
     """Export the user tower as a SavedModel with one serving signature.
 
-    signature ``serving_default``: history [b, max_history] int32, user [b] int32 -> embedding [b, d].
+    signature ``serving_default``: history [b, max_history] int32, user [b] int32, weight
+    [b, max_history] float32 (completion of each history watch) -> embedding [b, d].
     """
     ensure_keras2()
     import tensorflow as tf
@@ -380,10 +507,11 @@ def save_user_tower(user_tower: Any, path: Path, max_history: int) -> None:
         input_signature=[
             tf.TensorSpec([None, max_history], tf.int32, name="history"),
             tf.TensorSpec([None], tf.int32, name="user"),
+            tf.TensorSpec([None, max_history], tf.float32, name="weight"),
         ]
     )
-    def serve(history: Any, user: Any) -> dict[str, Any]:
-        return {"embedding": user_tower({"history": history, "user": user}, training=False)}
+    def serve(history: Any, user: Any, weight: Any) -> dict[str, Any]:
+        return {"embedding": user_tower({"history": history, "user": user, "weight": weight}, training=False)}
 
     module = tf.Module()
     module.user_tower = user_tower
@@ -401,13 +529,19 @@ class LoadedUserTower:
         self._fn = tf.saved_model.load(str(path)).signatures["serving_default"]
         self._tf = tf
 
-    def __call__(self, history: np.ndarray, user: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """history [b, max_history] int32, user [b] int32 -> [b, d] float32."""
+    def __call__(
+        self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None, batch_size: int = 4096
+    ) -> np.ndarray:
+        """history [b, max_history] int32, user [b] int32, weight [b, max_history] (None: 1 per
+        real position; padding is found by the tower itself) -> [b, d] float32."""
+        if weight is None:
+            weight = np.ones(history.shape, np.float32)
         out = []
         for s in range(0, len(user), batch_size):
             res = self._fn(
                 history=self._tf.constant(history[s : s + batch_size], self._tf.int32),
                 user=self._tf.constant(user[s : s + batch_size], self._tf.int32),
+                weight=self._tf.constant(weight[s : s + batch_size], self._tf.float32),
             )
             out.append(res["embedding"].numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)

@@ -97,6 +97,37 @@ def random_split(events: pd.DataFrame, test_fraction: float, seed: int = 42) -> 
     return Split(RANDOM, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))
 
 
+def evaluation_targets(
+    train_events: pd.DataFrame, test_events: pd.DataFrame, exclude_train_items: bool = True
+) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
+    """(user indices, per-user items to exclude from ranking, per-user relevant items) for evaluable users.
+
+    With ``exclude_train_items`` a user's training videos are neither ranked nor relevant.
+    """
+    seen = train_events.groupby("user_idx")["item_idx"].agg(lambda s: np.unique(s.to_numpy()))
+    later = test_events.groupby("user_idx")["item_idx"].agg(set)
+    users, exclude, relevant = [], [], []
+    nothing = np.zeros(0, np.int64)
+    for u, items in later.items():
+        if u not in seen.index:
+            continue
+        rel = items - set(seen[u].tolist()) if exclude_train_items else items
+        if rel:
+            users.append(int(u))
+            exclude.append(seen[u] if exclude_train_items else nothing)
+            relevant.append(rel)
+    return np.asarray(users, np.int64), exclude, relevant
+
+
+def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, validation): each user's last ``fraction`` of training events by time are validation.
+
+    Carved from the training side only, so tuning and early stopping never see test events.
+    """
+    split = user_time_split(train, fraction)
+    return split.train, split.test
+
+
 def make_split(events: pd.DataFrame, protocol: str, test_fraction: float = 0.2, seed: int = 42) -> Split:
     if protocol == GLOBAL_TIME:
         return global_time_split(events, test_fraction)

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from pipelines.adapters import import_source, movielens_tables
+from pipelines.adapters import import_source, kuairec_tables, movielens_tables
 from recsys.contract import validate_source
 from tests.conftest import shared_file
 
@@ -75,3 +75,58 @@ def test_generic_csv_with_a_column_mapping(tmp_path):
         import_source("csv", tmp_path, tmp_path / "o2", parse_mapping(["events.user_id=userid"]))
     with pytest.raises(ValueError, match="must look like"):
         parse_mapping(["user_id=uid"])
+
+
+def test_microlens_format(tmp_path):
+    (tmp_path / "MicroLens-50k_pairs.csv").write_text(
+        "user,item,timestamp\n1,101,1675849836000\n1,102,1675849937000\n2,101,1676000000000\n"
+    )
+    (tmp_path / "MicroLens-50k_titles.csv").write_text('item,title\n101,"Cats, in 4K"\n102,\n103,never watched\n')
+    (tmp_path / "MicroLens-50k_videos").mkdir()
+    (tmp_path / "MicroLens-50k_videos" / "101.mp4").write_bytes(b"not really a video")
+    out = tmp_path / "source"
+    summary = import_source("microlens", tmp_path, out)
+    assert summary == {"videos": 3, "comments": 0, "events": 3}
+    videos = pd.read_parquet(out / "videos.parquet").set_index("video_id")
+    assert videos.loc["i101", "title"] == "Cats, in 4K" and videos.loc["i102", "title"] == ""
+    # the media path is rewritten relative to the new source folder and still points at the file
+    assert (out / videos.loc["i101", "media_path"]).resolve() == (tmp_path / "MicroLens-50k_videos" / "101.mp4")
+    assert videos.loc["i103", "media_path"] == ""  # text-only item
+    events = pd.read_parquet(out / "events.parquet")
+    src = validate_source(videos.reset_index(), pd.read_parquet(out / "comments.parquet"), events)
+    assert src.quarantine.empty
+    assert src.events["ts"].tolist() == [1675849836, 1675849937, 1676000000]  # milliseconds -> seconds
+
+
+def test_kuairec_format(tmp_path):
+    data = tmp_path / "KuaiRec 2.0" / "data"
+    data.mkdir(parents=True)
+    (data / "small_matrix.csv").write_text(
+        "user_id,video_id,play_duration,video_duration,time,date,timestamp,watch_ratio\n"
+        "14,148,4381,6067,2020-07-05 05:27:48.378,20200705,1593898068.378,0.722\n"
+        "14,183,11635,6100,2020-07-05 05:28:00.057,20200705,1593898080.057,1.907\n"
+        "19,148,12000,6067,2020-07-05 06:00:00.000,20200705,,1.978\n"
+        "19,183,100,6100,,20200705,,1.2\n"
+    )
+    (data / "kuairec_caption_category.csv").write_text(
+        "video_id,manual_cover_text,caption,topic_tag,first_level_category_id,first_level_category_name,"
+        "second_level_category_id,second_level_category_name,third_level_category_id,third_level_category_name\n"
+        '148,UNKNOWN,"第一行\n第二行 #美食",[美食],8,美食,673,美食教程,-124,UNKNOWN\n'
+        "183,封面文字,,\"['搞笑','日常']\",27,高颜值,-124,UNKNOWN,-124,UNKNOWN\n"
+    )
+    videos, comments, events = kuairec_tables(tmp_path / "KuaiRec 2.0")
+    v = videos.set_index("video_id")
+    assert v.loc["k148", "title"] == "第一行\n第二行 #美食"  # the multi-line quoted caption survives
+    assert v.loc["k148", "category"] == "美食" and v.loc["k148", "tags"] == "美食"
+    assert v.loc["k183", "title"] == "封面文字" and v.loc["k183", "tags"] == "搞笑|日常"
+    assert v.loc["k148", "duration_s"] == pytest.approx(6.067)
+    # watch_ratio 0.722 is below 1.0: not a view; the rest are, completion capped at 1
+    assert events["video_id"].tolist() == ["k183", "k148", "k183"]
+    assert events["completion"].tolist() == [1.0, 1.0, 1.0]
+    # a missing timestamp falls back to `time` in Beijing time (UTC+8)
+    assert events["ts"].iloc[1] == pytest.approx(1593900000.0)
+    src = validate_source(videos, comments, events)
+    # the row with neither timestamp nor time is quarantined with its reason, not lost silently
+    assert src.quarantine["reason"].tolist() == ["unparseable ts"] and len(src.events) == 2
+    stricter = kuairec_tables(tmp_path / "KuaiRec 2.0", min_watch_ratio=1.95)[2]
+    assert stricter["video_id"].tolist() == ["k148"]

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,3 +66,23 @@ def test_timestamps_seconds_milliseconds_and_iso():
     got = parse_timestamps(pd.Series([1_700_000_000, 1_700_000_000_000, "2023-11-14T22:13:20Z", "junk"]))
     assert got[:3].tolist() == [1_700_000_000.0] * 3
     assert pd.isna(got[3])
+
+
+def test_completion_derived_from_watch_seconds_where_missing():
+    from pipelines.ingest import derive_completion
+
+    videos = pd.DataFrame({"video_id": ["a", "b", "c"], "duration_s": [10.0, np.nan, 0.0]})
+    events = pd.DataFrame(
+        {
+            "user_id": ["u"] * 5,
+            "video_id": ["a", "a", "a", "b", "c"],
+            "watch_seconds": [5.0, 30.0, 2.0, 4.0, 4.0],
+            "completion": [np.nan, np.nan, 0.9, np.nan, np.nan],
+        }
+    )
+    out = derive_completion(events, videos)
+    # 5/10; 30/10 clipped to 1; a given completion wins; unknown or zero duration stays unknown
+    assert out["completion"].tolist()[:3] == [0.5, 1.0, 0.9]
+    assert out["completion"].iloc[3:].isna().all()
+    # no watch_seconds column: the events come back untouched
+    assert derive_completion(events.drop(columns="watch_seconds"), videos) is not None

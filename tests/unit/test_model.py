@@ -9,7 +9,8 @@ def test_history_windows_never_contain_the_target():
     user = np.array([0, 1, 0, 0])
     item = np.array([7, 9, 5, 6])
     ts = np.array([3, 2, 1, 2])
-    h = history_windows(user, item, ts, max_history=2, pad_index=99)
+    completion = np.array([0.7, 0.9, 0.5, np.nan])
+    h, w = history_windows(user, item, ts, max_history=2, pad_index=99, weight=completion)
     assert h.tolist() == [
         [5, 6],  # item 7 at t=3: the two before it
         [99, 99],  # user 1's first event: empty history
@@ -17,13 +18,16 @@ def test_history_windows_never_contain_the_target():
         [99, 5],  # item 6 at t=2
     ]
     assert all(item[i] not in h[i] for i in range(len(item)))
+    # each history position carries that watch's completion (unknown = 1), padding 0
+    assert w.tolist() == [[0.5, 1.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.5]]
 
 
 def test_last_history_left_pads():
-    h = last_history(
+    h, w = last_history(
         np.array([0, 0, 0]), np.array([1, 2, 3]), np.array([1, 2, 3]), num_users=2, max_history=2, pad_index=9
     )
     assert h.tolist() == [[2, 3], [9, 9]]
+    assert w.tolist() == [[1.0, 1.0], [0.0, 0.0]]
 
 
 def test_config_validation():
@@ -31,6 +35,10 @@ def test_config_validation():
         TwoTowerConfig(fusion="magic")
     with pytest.raises(ValueError, match="id_dropout"):
         TwoTowerConfig(id_dropout=1.0)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TwoTowerConfig(validation_fraction=1.0)
+    with pytest.raises(ValueError, match="early_stopping_patience"):
+        TwoTowerConfig(early_stopping_patience=-1)
 
 
 def _content(n_items=12, rng=None):
@@ -150,7 +158,8 @@ def test_user_tower_pooling_ignores_padding(pooling):
     pad = 12
     history = np.array([[pad, pad, 3, 5], [pad, 1, 3, 5]], np.int32)
     items = user_tower.item_tower(np.maximum(history, 0).reshape(-1)).numpy().reshape(2, 4, 8)
-    w = user_tower.history_weights(items, (history != pad).astype(np.float32)).numpy()
+    mask = (history != pad).astype(np.float32)
+    w = user_tower.history_weights(items, mask, mask).numpy()
     assert w[0, :2].tolist() == [0.0, 0.0] and w[0].sum() == pytest.approx(1.0)
     assert w[1, 0] == 0.0 and w[1].sum() == pytest.approx(1.0)
     if pooling == "mean":
@@ -175,3 +184,64 @@ def test_same_seed_same_model():
     a = item_embeddings(train_two_tower(cfg, content, 6, examples).item_tower, 12)
     b = item_embeddings(train_two_tower(cfg, content, 6, examples).item_tower, 12)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_completion_weighting(pooling):
+    from recsys.model import build_towers
+
+    pad = 12
+    history = np.array([[pad, 1, 3, 5]], np.int32)
+    completion = np.array([[0.0, 1.0, 0.5, 0.25]], np.float32)
+    mask = (history != pad).astype(np.float32)
+    for weighting in (False, True):
+        cfg = TwoTowerConfig(
+            embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, user_pooling=pooling, completion_weighting=weighting
+        )
+        _, user_tower = build_towers(cfg, _content(), num_users=2)
+        items = user_tower.item_tower(history.reshape(-1)).numpy().reshape(1, 4, 8)
+        w = user_tower.history_weights(items, mask, completion).numpy()[0]
+        plain = user_tower.history_weights(items, mask, mask).numpy()[0]
+        assert w[0] == 0.0 and w.sum() == pytest.approx(1.0)
+        if not weighting:
+            np.testing.assert_allclose(w, plain, atol=1e-7)  # completion ignored
+        else:
+            # each position's weight moves by its completion: ratios to the unweighted ones are 1 : 0.5 : 0.25
+            ratio = w[1:] / plain[1:]
+            np.testing.assert_allclose(ratio / ratio[0], [1.0, 0.5, 0.25], rtol=1e-5)
+        out = user_tower({"history": history, "user": np.array([0], np.int32), "weight": completion}).numpy()
+        assert np.isfinite(out).all()
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    from recsys.model import ValidationSet, item_embeddings, train_two_tower
+
+    rng = np.random.default_rng(5)
+    n_items, n_users = 12, 8
+    content = _content(n_items, rng)
+    # users prefer items u % 3 * 4 .. +3: learnable structure, so validation NDCG moves
+    user = rng.integers(0, n_users, 256).astype(np.int32)
+    item = ((user % 3) * 4 + rng.integers(0, 4, 256)).astype(np.int32)
+    examples = TrainingExamples(history=np.full((256, 3), n_items, np.int32), user=user, item=item)
+    val_users = np.arange(n_users, dtype=np.int32)
+    validation = ValidationSet(
+        history=np.full((n_users, 3), n_items, np.int32),
+        weight=np.ones((n_users, 3), np.float32),
+        user=val_users,
+        exclude=[np.zeros(0, np.int64)] * n_users,
+        relevant=[{int(u % 3 * 4)} for u in val_users],
+    )
+    cfg = TwoTowerConfig(
+        embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=8, batch_size=32, early_stopping_patience=2
+    )
+    result = train_two_tower(cfg, content, n_users, examples, validation)
+    scores = result.history["val_ndcg@10"]
+    assert len(scores) == len(result.history["loss"]) <= 8
+    best = int(np.argmax(scores))
+    assert result.history["best_epoch"] == [best + 1]
+    if len(scores) < 8:  # stopped early: exactly `patience` epochs without a better score
+        assert len(scores) - 1 - best == 2
+    # the exported weights are the best epoch's, not the last one's
+    assert validation.ndcg(result.user_tower, item_embeddings(result.item_tower, n_items)) == pytest.approx(
+        scores[best], abs=1e-9
+    )

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,3 +43,25 @@ def test_every_split_partitions_the_events():
         assert len(s.train) + len(s.test) == 14, protocol
     with pytest.raises(ValueError, match="unknown protocol"):
         make_split(_events(), "magic")
+
+
+def test_validation_split_comes_from_training_events_only():
+    from recsys.split import make_split, validation_split
+
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame(
+        {
+            "user_id": rng.choice(["a", "b", "c"], 300),
+            "video_id": rng.choice(list("vwxyz"), 300),
+            "ts": rng.permutation(300),
+        }
+    )
+    split = make_split(events, "user_time", 0.2)
+    fit, held_out = validation_split(split.train, 0.1)
+    assert len(fit) + len(held_out) == len(split.train)
+    # nothing from test leaks into tuning data
+    key = lambda df: set(zip(df["user_id"], df["ts"], strict=True))  # noqa: E731
+    assert not (key(fit) | key(held_out)) & key(split.test)
+    # per user, every validation event is later than every fitting event
+    for user, group in held_out.groupby("user_id"):
+        assert group["ts"].min() > fit[fit["user_id"] == user]["ts"].max()

@@ -1,0 +1,292 @@
+"""The results page: run the reference experiments and write their tables to ``docs/results.md``.
+
+    vidrec results [--only demo,ml-user-time,ml-global-time] [--render-only] [--out docs/results.md]
+
+Each experiment is a list of ``vidrec`` commands (printed on the page exactly as run); the page
+is rendered from the JSON reports those commands write, never typed by hand. ``--render-only``
+re-renders from the reports already under ``--var``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MOVIELENS = Path(
+    os.environ.get("VIDREC_MOVIELENS", Path(__file__).resolve().parents[2] / "shared/data/movielens-latest-small")
+)
+RUN_DATE = "2026-11-28"
+METRIC_COLUMNS = ("recall@10", "ndcg@10", "recall@50", "ndcg@50", "hitrate@10", "mrr@10")
+BEYOND_COLUMNS = ("coverage@10", "novelty@10", "popularity@10")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    about: str
+    commands: list[list[str]]
+    reports: dict[str, str] = field(default_factory=dict)
+    """Label -> report path (relative to var) copied after the command at the same index runs."""
+
+
+def experiments(var: Path) -> list[Experiment]:
+    demo_src, demo_work = str(var / "demo-source"), str(var / "demo-work")
+    ml_src = str(var / "ml-source")
+    common = ["--run-date", RUN_DATE, "--namespace", "results"]
+    tuned_demo = ["--source", demo_src, "--workdir", demo_work, *common, "--protocol", "global_time"]
+    return [
+        Experiment(
+            name="demo",
+            title="Demo source (synthetic catalogue, real video files), global time split",
+            about="`vidrec demo-data`: 160 rendered mp4 clips whose look and text follow 8 latent topics, "
+            "300 users with topic preferences watching over 8 weeks (plus a corrupt and a missing file and "
+            "malformed events, which are quarantined).",
+            commands=[
+                ["demo-data", "--out", demo_src],
+                ["run", "--no-publish", *tuned_demo],
+                ["ablate", *tuned_demo, "--fusions", "concat,weighted_sum,attention"],
+                ["tune", *tuned_demo, "--grid", "temperature=0.1,0.2,0.3,0.5", "--grid", "use_user_id=true,false"],
+                ["train", *tuned_demo, "{tuned}"],
+                ["evaluate", *tuned_demo, "{tuned}"],
+            ],
+            reports={"1": "defaults", "5": "tuned"},
+        ),
+        Experiment(
+            name="ml-user-time",
+            title="MovieLens latest-small, per-user time split",
+            about="`../shared/data/movielens-latest-small` (100,836 ratings, 610 users, 9,742 movies, with "
+            "tags): movies are text-only videos (title + genres as caption, tags as comments), every rating "
+            "a view with completion = rating / 5. Each user's last 20% of ratings by time are test.",
+            commands=[
+                ["import", "movielens", str(MOVIELENS), "--source", ml_src],
+                [
+                    "run",
+                    "--no-publish",
+                    "--source",
+                    ml_src,
+                    "--workdir",
+                    str(var / "ml-work"),
+                    *common,
+                    "--protocol",
+                    "user_time",
+                ],
+                ["ablate", "--source", ml_src, "--workdir", str(var / "ml-work"), *common, "--protocol", "user_time"],
+            ],
+            reports={"1": "defaults"},
+        ),
+        Experiment(
+            name="ml-global-time",
+            title="MovieLens latest-small, global time split",
+            about="The same data, split at the 80th percentile of timestamps: MovieLens users rate in bursts, "
+            "so few users have events on both sides; reported for completeness, not to judge by.",
+            commands=[
+                ["import", "movielens", str(MOVIELENS), "--source", ml_src],
+                [
+                    "run",
+                    "--no-publish",
+                    "--source",
+                    ml_src,
+                    "--workdir",
+                    str(var / "ml-global"),
+                    *common,
+                    "--protocol",
+                    "global_time",
+                ],
+            ],
+            reports={"1": "defaults"},
+        ),
+    ]
+
+
+def _workdir(cmd: list[str]) -> Path | None:
+    return Path(cmd[cmd.index("--workdir") + 1]) if "--workdir" in cmd else None
+
+
+def run_experiment(exp: Experiment, var: Path) -> None:
+    from pipelines.cli import main
+
+    out = var / "reports" / exp.name
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[dict[str, object]] = []
+    tuned: list[str] = []
+    for i, template in enumerate(exp.commands):
+        cmd = [a for t in template for a in (tuned if t == "{tuned}" else [t])]
+        t0 = time.perf_counter()
+        log.info("results %s: vidrec %s", exp.name, shlex.join(cmd))
+        if main(cmd) != 0:
+            raise RuntimeError(f"experiment {exp.name}: `vidrec {shlex.join(cmd)}` failed")
+        done.append({"command": "vidrec " + shlex.join(cmd), "seconds": round(time.perf_counter() - t0, 1)})
+        work = _workdir(cmd)
+        if cmd[0] == "tune" and work is not None:
+            best = json.loads((work / "tuning" / f"{RUN_DATE}-{cmd[cmd.index('--protocol') + 1]}.json").read_text())
+            tuned = shlex.split(best["train_flags"])
+            (out / "tuning.json").write_text(json.dumps(best, indent=2))
+        if cmd[0] == "ablate" and work is not None:
+            (out / "ablation.json").write_text((work / "runs" / RUN_DATE / "ablation" / "report.json").read_text())
+        label = exp.reports.get(str(i))
+        if label and work is not None:
+            (out / f"report-{label}.json").write_text(
+                (work / "runs" / RUN_DATE / "evaluate" / "report.json").read_text()
+            )
+    (out / "commands.json").write_text(json.dumps(done, indent=2))
+
+
+def _cell(m: dict[str, float], key: str) -> str:
+    value = m.get(key)
+    if value is None:
+        return ""
+    se = m.get(f"{key}_se")
+    return f"{value:.4f} ± {se:.4f}" if se is not None else f"{value:.4f}"
+
+
+def _metrics_table(report: dict, order: list[str]) -> list[str]:  # type: ignore[type-arg]
+    metrics = report["metrics"]
+    names = [n for n in order if n in metrics] + sorted(n for n in metrics if n not in order)
+    best = {c: max(metrics[n][c] for n in names) for c in METRIC_COLUMNS}
+    lines = [
+        "| model | " + " | ".join(METRIC_COLUMNS + BEYOND_COLUMNS) + " |",
+        "|---" * (1 + len(METRIC_COLUMNS) + len(BEYOND_COLUMNS)) + "|",
+    ]
+    for n in names:
+        m = metrics[n]
+        cells = [f"**{_cell(m, c)}**" if m[c] == best[c] else _cell(m, c) for c in METRIC_COLUMNS]
+        cells += [f"{m[c]:.3f}" if c != "popularity@10" else f"{m[c]:.1f}" for c in BEYOND_COLUMNS]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-arg]
+    lines = [
+        f"#### Model: {label} (version `{report['model_version']}`)",
+        "",
+        f"Protocol `{report['protocol']}`: {report['protocol_detail']}. Users evaluated: "
+        f"{report['users_evaluated']} of {report['users_total']} (users with training events and at least one "
+        f"unseen test video). Train events {report['train_events']}, test events {report['test_events']}. "
+        "Each cell is the mean over evaluated users ± its standard error; the best mean per column is bold.",
+        "",
+        *_metrics_table(report, ["two_tower", "als", "item_knn", "popularity", "content_only"]),
+        "",
+    ]
+    t = report.get("training") or {}
+    mc = report.get("model_config") or {}
+    if mc:
+        keys = ("fusion", "modalities", "user_pooling", "temperature", "use_user_id", "max_history", "epochs")
+        lines.append("two_tower settings: " + ", ".join(f"{k}={mc.get(k)}" for k in keys if k in mc) + ".")
+    if t.get("val_ndcg@10"):
+        lines.append(
+            f"Early stopping: {t['epochs_run']} epochs run, best epoch {t['best_epoch']} by NDCG@10 on "
+            f"{t['validation_users']} users' held-out training events "
+            f"({', '.join(f'{v:.3f}' for v in t['val_ndcg@10'])})."
+        )
+    als = (report.get("baseline_tuning") or {}).get("als")
+    if als and als.get("grid"):
+        lines.append(
+            f"ALS: factors={als['factors']}, regularization={als['regularization']}, chosen from "
+            f"{len(als['grid'])} settings by NDCG@10 on the same kind of validation split (never on test)."
+        )
+    cohorts = report.get("cohorts") or {}
+    if cohorts:
+        models = list(next(iter(cohorts.values())).keys())
+        lines += ["", "Cohorts, NDCG@10 ± standard error:", ""]
+        lines.append("| cohort | users | " + " | ".join(models) + " |")
+        lines.append("|---" * (2 + len(models)) + "|")
+        for name, by_model in cohorts.items():
+            n = next(iter(by_model.values()))["users"]
+            lines.append(f"| {name} | {n} | " + " | ".join(_cell(by_model[m], "ndcg@10") for m in models) + " |")
+        lines += [
+            "",
+            "cold_videos: only test videos with no training event count as relevant; light/heavy users: bottom/"
+            "top third of evaluated users by training events.",
+        ]
+    return [*lines, ""]
+
+
+def render_ablation(ab: dict) -> list[str]:  # type: ignore[type-arg]
+    lines = [
+        f"#### Modality ablation (protocol `{ab['protocol']}`)",
+        "",
+        "| fusion | item-tower inputs | recall@10 | ndcg@10 | cold-video ndcg@10 | learned modality weights |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in ab["rows"]:
+        cold = "" if r["cold_ndcg@10"] is None else f"{r['cold_ndcg@10']:.4f}"
+        w = r.get("fusion_weights")
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in w.items()) if w else ""
+        lines.append(
+            f"| {r['fusion']} | {r['inputs']} | {_cell(r, 'recall@10')} | {_cell(r, 'ndcg@10')} | {cold} | {weights} |"
+        )
+    return [*lines, ""]
+
+
+def render_tuning(tu: dict) -> list[str]:  # type: ignore[type-arg]
+    lines = [
+        "#### Tuning on validation data",
+        "",
+        f"Judged on {tu['judged_on']}; the test split is not looked at.",
+        "",
+        "| setting | validation ndcg@10 | best epoch |",
+        "|---|---|---|",
+    ]
+    for r in sorted(tu["rows"], key=lambda r: -r["val_ndcg@10"]):
+        setting = ", ".join(f"{k}={v}" for k, v in r["setting"].items())
+        lines.append(f"| {setting} | {r['val_ndcg@10']:.4f} | {r['best_epoch']} |")
+    return [*lines, "", f"Best: `{tu['train_flags']}`.", ""]
+
+
+def render(var: Path, names: list[str]) -> str:
+    lines = [
+        "# vidrec offline results",
+        "",
+        f"Generated by `make results` (`vidrec results`) on {dt.date.today().isoformat()}, "
+        f"{platform.machine()} CPU ({os.cpu_count()} cores), no GPU. Every number below comes from held-out "
+        "data; do not edit this file by hand, rerun the command.",
+        "",
+        "Baselines go through the same ranking and metric code as the model: popularity (training watch count), "
+        "item_knn (item-item cosine over the binary user x item matrix), als (`implicit`, tuned on validation), "
+        "content_only (user profile = mean of watched items' content vectors). Metric definitions: "
+        "`recsys/metrics.py`.",
+        "",
+    ]
+    for exp in experiments(var):
+        if exp.name not in names:
+            continue
+        out = var / "reports" / exp.name
+        if not (out / "commands.json").exists():
+            continue
+        lines += [f"## {exp.title}", "", exp.about, "", "Commands, as run:", "", "```"]
+        for c in json.loads((out / "commands.json").read_text()):
+            lines.append(f"{c['command']}    # {c['seconds']} s")
+        lines += ["```", ""]
+        for label in exp.reports.values():
+            path = out / f"report-{label}.json"
+            if path.exists():
+                lines += render_report(label, json.loads(path.read_text()))
+        if (out / "tuning.json").exists():
+            lines += render_tuning(json.loads((out / "tuning.json").read_text()))
+        if (out / "ablation.json").exists():
+            lines += render_ablation(json.loads((out / "ablation.json").read_text()))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def results(var: Path, out: Path, only: list[str] | None = None, render_only: bool = False) -> Path:
+    names = only or [e.name for e in experiments(var)]
+    unknown = set(names) - {e.name for e in experiments(var)}
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {sorted(unknown)}; choose from {[e.name for e in experiments(var)]}")
+    if not render_only:
+        for exp in experiments(var):
+            if exp.name in names:
+                run_experiment(exp, var)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(var, [e.name for e in experiments(var)]))
+    return out

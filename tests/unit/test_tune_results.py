@@ -1,0 +1,82 @@
+"""Tuning grids and the generated results page (rendered from report JSON, as `vidrec results` does)."""
+
+import json
+
+import pytest
+
+from pipelines import results
+from pipelines.tune import format_tuning, parse_grid, parse_settings
+
+
+def test_parse_grid_types_values_by_setting():
+    grid = parse_grid(["temperature=0.05,0.1", "use-user-id=true,false", "max_history=5"])
+    assert grid == {"temperature": [0.05, 0.1], "use_user_id": [True, False], "max_history": [5]}
+    assert parse_settings(["fusion=attention"]) == {"fusion": "attention"}
+    with pytest.raises(ValueError, match="cannot tune 'magic'"):
+        parse_grid(["magic=1"])
+    with pytest.raises(ValueError, match="not a boolean"):
+        parse_grid(["use_user_id=maybe"])
+    with pytest.raises(ValueError, match="takes one value"):
+        parse_settings(["temperature=0.1,0.2"])
+    with pytest.raises(ValueError, match="at least one"):
+        parse_grid([])
+
+
+def test_format_tuning_sorts_by_validation_score():
+    report = {
+        "data_source": "d",
+        "protocol": "user_time",
+        "judged_on": "validation",
+        "rows": [
+            {"setting": {"temperature": 0.1}, "val_ndcg@10": 0.2, "best_epoch": 3},
+            {"setting": {"temperature": 0.3}, "val_ndcg@10": 0.4, "best_epoch": 2},
+        ],
+        "train_flags": "--set temperature=0.3",
+    }
+    text = format_tuning(report)
+    assert text.index("temperature=0.3") < text.index("temperature=0.1")
+    assert text.endswith("best: --set temperature=0.3")
+
+
+def _report(two_tower_ndcg: float) -> dict:
+    def m(v: float) -> dict:
+        out = {"users": 10}
+        for k in ("recall@10", "ndcg@10", "recall@50", "ndcg@50", "hitrate@10", "mrr@10"):
+            out[k], out[f"{k}_se"] = v, 0.01
+        out.update({"coverage@10": 0.5, "novelty@10": 9.0, "popularity@10": 12.0})
+        return out
+
+    return {
+        "model_version": "20261128-abc",
+        "protocol": "user_time",
+        "protocol_detail": "each user's last 20% of events by time are test",
+        "users_evaluated": 10,
+        "users_total": 12,
+        "train_events": 100,
+        "test_events": 20,
+        "metrics": {"popularity": m(0.1), "two_tower": m(two_tower_ndcg)},
+        "cohorts": {"cold_videos": {"popularity": m(0.0), "two_tower": m(0.05)}},
+        "training": {"epochs_run": 4, "best_epoch": 2, "validation_users": 9, "val_ndcg@10": [0.1, 0.3, 0.2, 0.2]},
+        "baseline_tuning": {"als": {"factors": 32, "regularization": 1.0, "validation_users": 9, "grid": [{}] * 9}},
+    }
+
+
+def test_results_page_renders_reports(tmp_path):
+    var = tmp_path / "var"
+    out = var / "reports" / "ml-user-time"
+    out.mkdir(parents=True)
+    (out / "commands.json").write_text(json.dumps([{"command": "vidrec run --protocol user_time", "seconds": 1.0}]))
+    (out / "report-defaults.json").write_text(json.dumps(_report(0.3)))
+    page = results.results(var, tmp_path / "results.md", ["ml-user-time"], render_only=True).read_text()
+    assert "## MovieLens latest-small, per-user time split" in page
+    assert "vidrec run --protocol user_time" in page
+    # the model row comes first and carries the bold best mean; popularity is not bold
+    rows = [line for line in page.splitlines() if line.startswith("| two_tower") or line.startswith("| popularity")]
+    assert rows[0].startswith("| two_tower | **0.3000 ± 0.0100**")
+    assert "**" not in rows[1].split("|")[2]
+    assert "Users evaluated: 10 of 12" in page and "best epoch 2" in page
+    assert "| cold_videos | 10 |" in page and "factors=32" in page
+    # experiments with no reports are left out rather than rendered empty
+    assert "## Demo source" not in page
+    with pytest.raises(ValueError, match="unknown experiment"):
+        results.results(var, tmp_path / "x.md", ["nope"], render_only=True)
