@@ -8,7 +8,7 @@ export TF_USE_LEGACY_KERAS := 1
 export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test test-fast serve bench lint clean
+.PHONY: install demo test test-fast serve bench results lint clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: install
 	$(BIN)/python -m benchmarks.frame_features
 	$(BIN)/python -m benchmarks.text_features
 	$(BIN)/python -m benchmarks.topk
+
+## Rerun the reference experiments (demo, MovieLens) and regenerate docs/results.md (~40 min on 2 cores).
+results: install
+	$(BIN)/vidrec results --out docs/results.md --var var/results
 
 lint: install
 	$(BIN)/ruff format --check recsys pipelines serving dags tests benchmarks

@@ -17,6 +17,7 @@ reported with its mean and standard error over evaluated users.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -91,24 +92,69 @@ def topk_from_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of a dense [b, n_items] score block (modified in place where excluded).
 
-    Returns (indices [b, k'] int64, scores [b, k'] float32), best first, k' = min(k, n_items);
-    where a row has fewer than k' items left, its tail holds -1 with score -inf.
+    Returns (indices [b, k'] int64, scores [b, k'] float32), best first (equal scores: lower index
+    first), k' = min(k, n_items); where a row has fewer than k' items left, its tail holds -1 with
+    score -inf. Which of several items tied exactly at the k-th score is kept is unspecified.
     """
     b, n_items = scores.shape
     k = min(k, n_items)
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    if exclude is not None:
-        for row, excl in enumerate(exclude):
-            if len(excl):
-                scores[row, excl] = -np.inf
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (b, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    sc = np.take_along_axis(part_scores, order, axis=1)
+    if exclude is not None and len(exclude):
+        lens = np.fromiter((len(e) for e in exclude), np.int64, count=len(exclude))
+        if lens.sum():
+            flat = np.concatenate([np.asarray(e, np.int64) for e in exclude]) + np.repeat(
+                np.arange(len(exclude), dtype=np.int64) * n_items, lens
+            )
+            scores.reshape(-1)[flat] = -np.inf
+    idx = np.empty((b, k), np.int64)
+    sc = np.empty((b, k), np.float32)
+    sample = min(n_items, max(16 * k, 4096))
+    if sample < n_items // 2:
+        # A lower bound on each row's k-th best score: the k-th best among the first `sample`
+        # columns. Only entries at or above it can be in the top k, typically ~k * n / sample of them.
+        thresh = np.partition(scores[:, :sample], sample - k, axis=1)[:, sample - k]
+        dense = ~np.isfinite(thresh)  # rows with too few scorable items in the sample
+        rows = np.flatnonzero(~dense)
+        if len(rows):
+            idx[rows], sc[rows] = _select_above(scores[rows] if len(rows) < b else scores, thresh[rows], k)
+        if dense.any():
+            rows = np.flatnonzero(dense)
+            idx[rows], sc[rows] = _select_dense(scores[rows], k)
+    else:
+        idx[:], sc[:] = _select_dense(scores, k)
     idx[~np.isfinite(sc)] = -1
-    return idx.astype(np.int64), sc.astype(np.float32)
+    return idx, sc
+
+
+def _order(cand_idx: np.ndarray, cand_scores: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row's selected candidates by score (desc), then index (asc)."""
+    top_idx = np.take_along_axis(cand_idx, part, axis=1)
+    top_sc = np.take_along_axis(cand_scores, part, axis=1)
+    order = np.lexsort((top_idx, -top_sc), axis=1)
+    return np.take_along_axis(top_idx, order, axis=1).astype(np.int64), np.take_along_axis(top_sc, order, axis=1)
+
+
+def _select_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    b, n = scores.shape
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (b, 1))
+    return _order(np.broadcast_to(np.arange(n), (b, n)), scores, part)
+
+
+def _select_above(scores: np.ndarray, thresh: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each row among its entries >= thresh (at least k per row, by construction)."""
+    b, n = scores.shape
+    flat = np.flatnonzero(scores >= thresh[:, None])
+    rows = flat // n
+    counts = np.bincount(rows, minlength=b)
+    pos = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
+    width = int(counts.max())
+    cand = np.full((b, width), -np.inf, np.float32)
+    cand_idx = np.zeros((b, width), np.int64)
+    cand[rows, pos] = scores.reshape(-1)[flat]
+    cand_idx[rows, pos] = flat - rows * n
+    part = np.argpartition(-cand, k - 1, axis=1)[:, :k] if k < width else np.tile(np.arange(width), (b, 1))[:, :k]
+    return _order(cand_idx, cand, part)
 
 
 def topk_with_exclusions(
@@ -117,6 +163,8 @@ def topk_with_exclusions(
     k: int,
     exclude: Sequence[np.ndarray] | None = None,
     block_size: int = 2048,
+    workers: int | None = None,
+    memory_budget_bytes: int = 512 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by dot product, in blocks of users to bound memory.
 
@@ -124,17 +172,36 @@ def topk_with_exclusions(
     that must not be returned (already watched). Returns (indices [n_users, k'] int64,
     scores [n_users, k'] float32), best first, k' = min(k, n_items). Where a user has fewer
     than k' items left, the tail holds -1 with score -inf.
+
+    Blocks run on ``workers`` threads (default: CPU count), each a single-threaded BLAS matmul
+    followed by the selection, so selection on one core overlaps the matmul on another. Score
+    blocks are sized so that all workers together hold at most ``memory_budget_bytes``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
     n_users, n_items = len(user_vectors), len(item_vectors)
     if min(k, n_items) <= 0:
         raise ValueError(f"k must be positive, got {k}")
     k = min(k, n_items)
+    workers = max(1, workers or os.cpu_count() or 1)
+    block = int(max(16, min(block_size, memory_budget_bytes // max(1, 4 * n_items * workers))))
     idx_out = np.empty((n_users, k), np.int64)
     score_out = np.empty((n_users, k), np.float32)
     items_t = np.ascontiguousarray(item_vectors.T, dtype=np.float32)
-    for start in range(0, n_users, block_size):
-        stop = min(start + block_size, n_users)
+
+    def run_block(start: int) -> None:
+        stop = min(start + block, n_users)
         scores = user_vectors[start:stop].astype(np.float32) @ items_t  # [b, n_items]
         excl = exclude[start:stop] if exclude is not None else None
         idx_out[start:stop], score_out[start:stop] = topk_from_scores(scores, k, excl)
+
+    starts = range(0, n_users, block)
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            run_block(start)
+    else:
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(workers, thread_name_prefix="topk") as pool:
+            list(pool.map(run_block, starts))  # list() re-raises a worker's exception here
     return idx_out, score_out

@@ -68,3 +68,32 @@ def test_beyond_accuracy_hand_computed():
     expected = np.mean([-np.log2(7 / 12), -np.log2(3 / 12), -np.log2(7 / 12), -np.log2(1 / 12)])
     assert out["novelty@2"] == pytest.approx(expected)
     assert out["popularity@2"] == pytest.approx((6 + 2 + 6 + 0) / 4)
+
+
+@pytest.mark.parametrize("n_items", [50, 9000])
+def test_topk_matches_a_full_sort(n_items):
+    """Both selection paths (small catalogue: dense; large: threshold from a sample) against argsort."""
+    rng = np.random.default_rng(n_items)
+    users = rng.normal(size=(300, 8)).astype(np.float32)
+    items = rng.normal(size=(n_items, 8)).astype(np.float32)
+    exclude = [rng.integers(0, n_items, rng.integers(0, 30)) for _ in range(300)]
+    exclude[7] = np.arange(n_items - 3)  # nearly everything excluded: a short list padded with -1
+    exclude[8] = np.arange(min(4096, n_items - 1))  # the whole threshold sample excluded
+    k = 20
+    for workers, block in ((1, 2048), (2, 64)):
+        idx, sc = topk_with_exclusions(users, items, k, exclude, block_size=block, workers=workers)
+        for u in range(300):
+            s = users[u] @ items.T
+            s[exclude[u]] = -np.inf
+            order = np.lexsort((np.arange(n_items), -s))[:k]
+            expected = np.where(np.isfinite(s[order]), order, -1)
+            np.testing.assert_array_equal(idx[u], expected)
+            np.testing.assert_allclose(sc[u][expected >= 0], s[order][expected >= 0], rtol=1e-5, atol=1e-5)
+    assert (idx[7, 3:] == -1).all() and (idx[7, :3] >= n_items - 3).all()
+
+
+def test_topk_equal_scores_lower_index_first():
+    from recsys.metrics import topk_from_scores
+
+    idx, sc = topk_from_scores(np.array([[1.0, 3.0, 3.0, 2.0, 3.0]], np.float32), 3)
+    assert idx.tolist() == [[1, 2, 4]] and sc.tolist() == [[3.0, 3.0, 3.0]]
