@@ -58,9 +58,13 @@ class PipelineConfig:
     """Share of events held out (global_time: by time over all; user_time: per user; random)."""
     topk: int = 100
     """Length of each user's published list."""
+    similar_k: int = 50
+    """Length of each video's published similar-videos list."""
     popular_window_days: int = 28
     ttl_seconds: int = 3 * 86400
     """Versioned keys expire after this (2-3x the nightly refresh), so a failed night leaves the previous lists."""
+    version_grace_seconds: int = 3600
+    """Versions older than the previous one are UNLINKed once published this long ago."""
     model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:

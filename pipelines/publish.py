@@ -1,11 +1,17 @@
-"""publish: every active user's top-k and a popular list to Redis, under a new version, atomically.
+"""publish: every active user's top-k, similar videos and popular lists to Redis, under a new
+version, atomically.
 
 1. Score: user vectors (user tower over each user's last watched videos, all known events) x
-   item matrix, exact, in blocks; each user's watched videos excluded.
+   item matrix, exact, in blocks; each user's watched videos excluded. Similar videos: item x
+   item on the same embeddings, the video itself excluded. Popular: most watched in the
+   window, overall and per category.
 2. Write: versioned keys in pipelined chunks, each with a TTL (2-3x the refresh period), so a
    failed night leaves the previous version serving until it is replaced.
 3. Verify: every user key exists and a sample reads back byte-identical.
 4. Flip: one SET of ``vidrec:{ns}:live``. Readers see the old version or the new one, never a mix.
+5. Clean up: versions other than the live one and the one before it (the rollback target) that
+   were published more than ``grace_seconds`` ago are removed with UNLINK (their TTL would
+   remove them anyway; this frees the memory sooner).
 
 Republishing the same version writes the same keys with the same values (idempotent).
 """
@@ -78,6 +84,38 @@ def score_users(
     )
 
 
+def similar_items(model: train.ExportedModel, k: int, unavailable: frozenset[str] = frozenset()) -> TopK:
+    """For every video in the model, the ``k`` nearest other videos by item-embedding dot product."""
+    iidx = {v: i for i, v in enumerate(model.items)}
+    blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
+    exclude = [np.union1d([i], blocked) for i in range(len(model.items))]
+    idx, scores = topk_with_exclusions(model.item_vectors, model.item_vectors, k, exclude)
+    items = [[model.items[j] for j in row if j >= 0] for row in idx]
+    return TopK(
+        user_ids=list(model.items),
+        item_ids=items,
+        scores=[row[: len(its)].tolist() for row, its in zip(scores, items, strict=True)],
+    )
+
+
+def category_popular(
+    events: pd.DataFrame, videos: pd.DataFrame, end_epoch_s: int, window_days: int, k: int
+) -> dict[str, tuple[list[str], list[float]]]:
+    """``popular_items`` within each category that has events (categories are the videos' own)."""
+    cat = videos.set_index("video_id")["category"].fillna("") if "category" in videos else pd.Series(dtype=str)
+    labelled = events.assign(category=events["video_id"].map(cat).fillna(""))
+    return {
+        str(c): popular_items(group, end_epoch_s, window_days, k)
+        for c, group in labelled.groupby("category")
+        if c and keys_safe(str(c))
+    }
+
+
+def keys_safe(part: str) -> bool:
+    """A category can be part of a key when it has no control characters and is not too long."""
+    return 0 < len(part.encode()) <= 200 and all(ch.isprintable() for ch in part)
+
+
 def popular_items(events: pd.DataFrame, end_epoch_s: int, window_days: int, k: int) -> tuple[list[str], list[float]]:
     """Most-watched videos in the ``window_days`` before ``end_epoch_s``; score = share of views."""
     recent = events[events["ts"] >= end_epoch_s - window_days * 86400]
@@ -95,9 +133,18 @@ def popular_items(events: pd.DataFrame, end_epoch_s: int, window_days: int, k: i
 
 
 def publish_version(
-    client, ns: str, version: str, topk: TopK, popular: tuple[list[str], list[float]], ttl_seconds: int
+    client,
+    ns: str,
+    version: str,
+    topk: TopK,
+    popular: tuple[list[str], list[float]],
+    ttl_seconds: int,
+    similar: TopK | None = None,
+    by_category: dict[str, tuple[list[str], list[float]]] | None = None,
+    grace_seconds: int = 3600,
+    now: float | None = None,
 ) -> dict[str, object]:
-    """Write, verify, flip. Raises PublishError (live pointer untouched) if verification fails."""
+    """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails."""
     import redis
 
     values = {
@@ -105,6 +152,11 @@ def publish_version(
         for user, items, scores in zip(topk.user_ids, topk.item_ids, topk.scores, strict=True)
     }
     values[keys.popular_key(ns, version)] = keys.encode_items(*popular)
+    if similar is not None:
+        for video, items, scores in zip(similar.user_ids, similar.item_ids, similar.scores, strict=True):
+            values[keys.similar_key(ns, version, video)] = keys.encode_items(items, scores)
+    for category, lst in (by_category or {}).items():
+        values[keys.category_popular_key(ns, version, category)] = keys.encode_items(*lst)
     key_list = list(values)
     try:
         for start in range(0, len(key_list), WRITE_CHUNK):
@@ -120,19 +172,56 @@ def publish_version(
         for key, got in zip(sample, client.mget(sample), strict=True):
             if got != values[key]:
                 raise PublishError(f"verification failed: {key} reads back different bytes")
+        user_bytes = [len(values[keys.user_key(ns, version, u)]) for u in topk.user_ids]
         meta = {
             "version": version,
             "users": len(topk.user_ids),
+            "similar": len(similar.user_ids) if similar is not None else 0,
+            "categories": len(by_category or {}),
             "popular": len(popular[0]),
+            "keys": len(values),
             "bytes": sum(len(v) for v in values.values()),
+            "bytes_per_user_list": round(float(np.mean(user_bytes)), 1) if user_bytes else 0.0,
         }
         client.set(keys.meta_key(ns, version), json.dumps(meta), ex=ttl_seconds)
         previous = client.get(keys.live_key(ns))
+        now = time.time() if now is None else now
+        # Registered before the flip, so a version that ever went live is always known to cleanup.
+        client.zadd(keys.versions_key(ns), {version: now})
         client.set(keys.live_key(ns), version)  # the flip: one command
+        prev = previous.decode() if previous else None
+        # Keep the live version and a rollback target (the one it replaced, or else the newest other).
+        newest_other = [v.decode() for v in client.zrevrange(keys.versions_key(ns), 0, 1) if v.decode() != version]
+        keep = {version, prev, *newest_other[:1]} - {None}
+        removed = remove_old_versions(client, ns, keep=keep, older_than=now - grace_seconds)
     except redis.RedisError as exc:
         raise PublishError(f"Redis error while publishing {version}: {exc}") from exc
-    meta["previous_version"] = previous.decode() if previous else None
+    meta["previous_version"] = prev
+    meta["removed_versions"] = removed
     return meta
+
+
+def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batch: int = 1000) -> list[str]:
+    """UNLINK every key of registered versions published before ``older_than``, except ``keep``.
+
+    Keys are found with SCAN (never KEYS) and unlinked in batches; Redis frees them in the background.
+    """
+    removed = []
+    for raw in client.zrangebyscore(keys.versions_key(ns), "-inf", older_than):
+        version = raw.decode()
+        if version in keep:
+            continue
+        pending = []
+        for key in client.scan_iter(match=f"{keys.version_prefix(ns, version)}:*", count=batch):
+            pending.append(key)
+            if len(pending) >= batch:
+                client.unlink(*pending)
+                pending = []
+        if pending:
+            client.unlink(*pending)
+        client.zrem(keys.versions_key(ns), version)
+        removed.append(version)
+    return removed
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
@@ -140,15 +229,28 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
 
     t0 = time.perf_counter()
     model = train.load_model(cfg, run_date)
-    events = ingest.load(cfg, run_date).events
+    source = ingest.load(cfg, run_date)
+    events = source.events
     unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
     topk = score_users(model, events, cfg.topk, unplayable)
-    popular = popular_items(
-        events[~events["video_id"].isin(unplayable)], run_date_end_epoch_s(run_date), cfg.popular_window_days, cfg.topk
-    )
+    similar = similar_items(model, cfg.similar_k, unplayable)
+    playable = events[~events["video_id"].isin(unplayable)]
+    end = run_date_end_epoch_s(run_date)
+    popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)
+    by_category = category_popular(playable, source.videos, end, cfg.popular_window_days, cfg.topk)
     client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
-        meta = publish_version(client, cfg.namespace, model.version, topk, popular, cfg.ttl_seconds)
+        meta = publish_version(
+            client,
+            cfg.namespace,
+            model.version,
+            topk,
+            popular,
+            cfg.ttl_seconds,
+            similar=similar,
+            by_category=by_category,
+            grace_seconds=cfg.version_grace_seconds,
+        )
     finally:
         client.close()
     summary = {**meta, "namespace": cfg.namespace, "seconds": round(time.perf_counter() - t0, 2)}

@@ -4,10 +4,15 @@ Pure Python (struct only): the API's cache-hit path imports this and nothing hea
 
 Keys (readable in redis-cli)::
 
-    vidrec:{ns}:live                -> live version id
-    vidrec:{ns}:v:{ver}:meta        -> JSON manifest of a published version
-    vidrec:{ns}:v:{ver}:u:{user}    -> top-k for a user (encoded list)
-    vidrec:{ns}:v:{ver}:popular     -> popular list (encoded list)
+    vidrec:{ns}:live                  -> live version id
+    vidrec:{ns}:versions              -> sorted set: published versions scored by publish time
+    vidrec:{ns}:v:{ver}:meta          -> JSON manifest of a published version
+    vidrec:{ns}:v:{ver}:u:{user}      -> top-k for a user (encoded list)
+    vidrec:{ns}:v:{ver}:sim:{video}   -> similar videos (encoded list)
+    vidrec:{ns}:v:{ver}:popular       -> popular list (encoded list)
+    vidrec:{ns}:v:{ver}:popular:c:{category} -> popular within a category (encoded list)
+    vidrec:{ns}:hist:{user}           -> list: video ids the user watched recently (POST /v1/events), newest first
+    vidrec:{ns}:events                -> stream: every event posted to the API, for the nightly job
 
 Encoded list, version 1 (little-endian)::
 
@@ -41,6 +46,26 @@ def user_key(ns: str, version: str, user_id: str) -> str:
 
 def popular_key(ns: str, version: str) -> str:
     return f"{version_prefix(ns, version)}:popular"
+
+
+def similar_key(ns: str, version: str, video_id: str) -> str:
+    return f"{version_prefix(ns, version)}:sim:{video_id}"
+
+
+def category_popular_key(ns: str, version: str, category: str) -> str:
+    return f"{popular_key(ns, version)}:c:{category}"
+
+
+def versions_key(ns: str) -> str:
+    return f"{PREFIX}:{ns}:versions"
+
+
+def hist_key(ns: str, user_id: str) -> str:
+    return f"{PREFIX}:{ns}:hist:{user_id}"
+
+
+def events_stream_key(ns: str) -> str:
+    return f"{PREFIX}:{ns}:events"
 
 
 def meta_key(ns: str, version: str) -> str:

@@ -1,26 +1,34 @@
-"""The HTTP API: recommendations from Redis with a fallback chain, health and readiness.
+"""The HTTP API: recommendations, similar videos and popular lists from Redis, watch events in,
+health, readiness and Prometheus metrics.
 
-Fallback chain for ``GET /v1/users/{user_id}/recommendations``:
-1. the user's precomputed list of the live version            -> source "cache"
-2. the live version's popular list (unknown or new user)       -> source "popular"
-3. Redis down or slow: the in-process copy of the popular list -> source "popular", degraded
+Fallback chain for ``GET /v1/users/{user_id}/recommendations`` (``source`` in the answer):
+1. the user's precomputed list of the live version            -> "cache"
+2. the live version's popular list (unknown or new user)       -> "popular"
+3. Redis down or slow: the in-process copy of the popular list -> "popular", ``degraded: true``
 Only when Redis has never answered since start (no copy) is the answer a 503 with the reason.
+Videos in the ``exclude`` parameter and videos the user watched recently (``POST /v1/events``)
+are filtered from whatever is served. The cache-hit path is one Redis round trip.
 """
 
 import logging
-from collections.abc import AsyncIterator
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
+from serving.metrics import Metrics
 from serving.settings import Settings, get_settings
 from serving.store import RedisTopKStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 ID_REGEX = r"^[A-Za-z0-9_.:\-]{1,128}$"  # recsys.contract.ID_PATTERN
+ID_DOC = "1-128 of A-Z a-z 0-9 _ . : -"
 
 
 class Item(BaseModel):
@@ -38,6 +46,39 @@ class Recommendations(BaseModel):
     items: list[Item]
 
 
+class Similar(BaseModel):
+    video_id: str
+    model_version: str | None
+    source: str
+    """similar: the video's published neighbours; popular: the degraded fallback."""
+    degraded: bool = False
+    items: list[Item]
+
+
+class Popular(BaseModel):
+    category: str | None
+    model_version: str | None
+    degraded: bool = False
+    items: list[Item]
+
+
+class WatchEvent(BaseModel):
+    user_id: Annotated[str, Field(pattern=ID_REGEX, description=f"User id: {ID_DOC}")]
+    video_id: Annotated[str, Field(pattern=ID_REGEX, description=f"Video id: {ID_DOC}")]
+    ts: Annotated[int | None, Field(ge=0, le=32503680000, description="Epoch seconds; default: now")] = None
+    watch_seconds: Annotated[float | None, Field(ge=0, le=86400 * 7)] = None
+    completion: Annotated[float | None, Field(ge=0, le=1)] = None
+    event: Literal["view", "like", "share"] = "view"
+
+
+class EventBatch(BaseModel):
+    events: Annotated[list[WatchEvent], Field(min_length=1)]
+
+
+class Accepted(BaseModel):
+    accepted: int
+
+
 def get_store(request: Request) -> RedisTopKStore:
     return request.app.state.store
 
@@ -45,45 +86,140 @@ def get_store(request: Request) -> RedisTopKStore:
 StoreDep = Annotated[RedisTopKStore, Depends(get_store)]
 
 
-def _answer(user_id: str, version: str | None, source: str, items, k: int, exclude: set[str], degraded=False):  # type: ignore[no-untyped-def]
-    kept = [Item(video_id=v, score=s) for v, s in items if v not in exclude][:k]
-    return Recommendations(user_id=user_id, model_version=version, source=source, degraded=degraded, items=kept)
+def _items(items: list[tuple[str, float]], k: int, skip: set[str]) -> list[Item]:
+    return [Item(video_id=v, score=s) for v, s in items if v not in skip][:k]
 
 
-def build_router(settings: Settings) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+def require_api_key(settings: Settings) -> Callable[..., Awaitable[None]]:
+    accepted = settings.key_set()
+
+    async def check(x_api_key: Annotated[str | None, Header(description="API key (when auth is on)")] = None) -> None:
+        if not accepted:
+            return
+        if x_api_key is None:
+            raise HTTPException(401, detail="missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+        if not any(secrets.compare_digest(x_api_key, k) for k in accepted):
+            raise HTTPException(403, detail="X-API-Key not accepted")
+
+    return check
+
+
+def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key(settings))])
+    k_query = Query(ge=1, le=settings.max_k, description="Number of videos")
+
+    def degraded_popular(store: RedisTopKStore, exc: StoreUnavailable) -> tuple[str, list[tuple[str, float]]]:
+        log.warning("redis unavailable, serving the in-process popular copy: %s", exc)
+        metrics.redis_errors.inc()
+        if store.popular_copy is None:
+            raise HTTPException(503, detail="Redis is unreachable and no fallback list is loaded yet") from exc
+        return store.popular_copy
+
+    async def live(store: RedisTopKStore) -> str:
+        version = await store.live_version()
+        if version is None:
+            raise HTTPException(503, detail="no model version is published yet; run the nightly pipeline")
+        return version
 
     @router.get("/users/{user_id}/recommendations", response_model=Recommendations)
     async def recommendations(
         store: StoreDep,
-        user_id: Annotated[str, Path(pattern=ID_REGEX, description="User id: 1-128 of A-Z a-z 0-9 _ . : -")],
-        k: Annotated[int, Query(ge=1, le=settings.max_k, description="Number of videos")] = 20,
+        user_id: Annotated[str, Path(pattern=ID_REGEX, description=f"User id: {ID_DOC}")],
+        k: Annotated[int, k_query] = 20,
         exclude: Annotated[str, Query(max_length=10_000, description="Comma-separated video ids to leave out")] = "",
     ) -> Recommendations:
-        excluded = {e for e in exclude.split(",") if e}
+        skip = {e for e in exclude.split(",") if e}
         try:
-            version = await store.live_version()
-            if version is None:
-                raise HTTPException(503, detail="no model version is published yet; run the nightly pipeline")
-            items = await store.user_list(version, user_id)
-            if items is not None:
-                return _answer(user_id, version, "cache", items, k, excluded)
-            popular = await store.popular(version)
-            if popular is not None:
-                return _answer(user_id, version, "popular", popular, k, excluded)
+            version = await live(store)
+            items, recent = await store.user_view(version, user_id, settings.recent_history)
+            skip |= recent
+            source = "cache"
+            if items is None:
+                source, items = "popular", await store.popular(version)
+                if items is None:
+                    raise HTTPException(503, detail=f"live version {version} has no popular list; republish it")
         except StoreUnavailable as exc:
-            log.warning("redis unavailable, serving the in-process popular copy: %s", exc)
-            if store.popular_copy is not None:
-                copy_version, copy_items = store.popular_copy
-                return _answer(user_id, copy_version, "popular", copy_items, k, excluded, degraded=True)
-            raise HTTPException(503, detail="Redis is unreachable and no fallback list is loaded yet") from exc
-        raise HTTPException(503, detail=f"live version {version} has no popular list; republish it")
+            version, items = degraded_popular(store, exc)
+            metrics.served.labels(source="popular", degraded="true").inc()
+            return Recommendations(
+                user_id=user_id, model_version=version, source="popular", degraded=True, items=_items(items, k, skip)
+            )
+        metrics.served.labels(source=source, degraded="false").inc()
+        return Recommendations(user_id=user_id, model_version=version, source=source, items=_items(items, k, skip))
+
+    @router.get(
+        "/videos/{video_id}/similar",
+        response_model=Similar,
+        responses={404: {"description": "The video is not in the live version"}},
+    )
+    async def similar(
+        store: StoreDep,
+        video_id: Annotated[str, Path(pattern=ID_REGEX, description=f"Video id: {ID_DOC}")],
+        k: Annotated[int, k_query] = 20,
+    ) -> Similar:
+        try:
+            version = await live(store)
+            items = await store.similar(version, video_id)
+        except StoreUnavailable as exc:
+            version, items = degraded_popular(store, exc)
+            metrics.served.labels(source="popular", degraded="true").inc()
+            return Similar(
+                video_id=video_id,
+                model_version=version,
+                source="popular",
+                degraded=True,
+                items=_items(items, k, {video_id}),
+            )
+        if items is None:
+            raise HTTPException(404, detail=f"video {video_id} is not in live version {version}")
+        metrics.served.labels(source="similar", degraded="false").inc()
+        return Similar(video_id=video_id, model_version=version, source="similar", items=_items(items, k, set()))
+
+    @router.get("/popular", response_model=Popular, responses={404: {"description": "Unknown category"}})
+    async def popular(
+        store: StoreDep,
+        k: Annotated[int, k_query] = 20,
+        category: Annotated[str | None, Query(min_length=1, max_length=200, description="A video category")] = None,
+    ) -> Popular:
+        try:
+            version = await live(store)
+            items = await (store.category_popular(version, category) if category else store.popular(version))
+        except StoreUnavailable as exc:
+            version, items = degraded_popular(store, exc)
+            return Popular(category=None, model_version=version, degraded=True, items=_items(items, k, set()))
+        if items is None:
+            raise HTTPException(404, detail=f"no popular list for category {category!r} in live version {version}")
+        return Popular(category=category, model_version=version, items=_items(items, k, set()))
+
+    @router.post(
+        "/events", status_code=202, response_model=Accepted, responses={413: {"description": "Body too large"}}
+    )
+    async def post_events(store: StoreDep, batch: EventBatch) -> Accepted:
+        if len(batch.events) > settings.max_events_per_request:
+            raise HTTPException(
+                413, detail=f"{len(batch.events)} events; at most {settings.max_events_per_request} per request"
+            )
+        now = int(time.time())
+        rows = [
+            {k: str(v) for k, v in {**e.model_dump(exclude_none=True), "ts": e.ts if e.ts is not None else now}.items()}
+            for e in batch.events
+        ]
+        try:
+            await store.add_events(
+                rows, settings.recent_history, settings.recent_history_ttl_seconds, settings.events_stream_maxlen
+            )
+        except StoreUnavailable as exc:
+            metrics.redis_errors.inc()
+            raise HTTPException(503, detail=f"events not stored, Redis is unreachable; retry later ({exc})") from exc
+        metrics.events.inc(len(rows))
+        return Accepted(accepted=len(rows))
 
     return router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,8 +234,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await store.close()
 
-    app = FastAPI(title="vidrec", version="0.1.0", lifespan=lifespan)
-    app.include_router(build_router(settings))
+    app = FastAPI(title="vidrec", version="0.2.0", lifespan=lifespan)
+    app.include_router(build_router(settings, metrics))
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # the template, so label cardinality stays bounded
+        metrics.observe(request.method, path, response.status_code, time.perf_counter() - t0)
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -116,5 +264,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if version is None:
             raise HTTPException(503, detail="no live model version published")
         return {"status": "ready", "model_version": version}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     return app

@@ -22,6 +22,22 @@ class Settings(BaseSettings):
     live_version_cache_seconds: float = Field(1.0, ge=0)
     """How long the live-version pointer is cached in process (saves a round trip per request)."""
     max_k: int = Field(500, ge=1)
+    """Largest k a client may ask for."""
+    api_keys: str = ""
+    """Comma-separated keys accepted in the X-API-Key header on /v1 routes; empty = no auth.
+    A request without the header gets 401, one with an unknown key 403. /healthz, /readyz and
+    /metrics stay open (keep them off the public network)."""
+    max_events_per_request: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    """Larger request bodies get 413 before they are read."""
+    recent_history: int = Field(200, ge=1)
+    """Recent watches kept per user (POST /v1/events) and filtered out of every answer."""
+    recent_history_ttl_seconds: int = Field(30 * 86400, ge=60)
+    events_stream_maxlen: int = Field(1_000_000, ge=1000)
+    """Approximate cap on the events stream the nightly job reads."""
+
+    def key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
 
 @lru_cache

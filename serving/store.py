@@ -67,6 +67,42 @@ class RedisTopKStore:
     async def user_list(self, version: str, user_id: str) -> list[tuple[str, float]] | None:
         return await self._get_list(keys.user_key(self._ns, version, user_id))
 
+    async def user_view(
+        self, version: str, user_id: str, recent: int
+    ) -> tuple[list[tuple[str, float]] | None, set[str]]:
+        """(the user's precomputed list or None, videos they watched recently), in one round trip."""
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.get(keys.user_key(self._ns, version, user_id))
+            pipe.lrange(keys.hist_key(self._ns, user_id), 0, recent - 1)
+            raw, hist = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return (keys.decode_items(raw) if raw else None), {h.decode() for h in hist}
+
+    async def similar(self, version: str, video_id: str) -> list[tuple[str, float]] | None:
+        return await self._get_list(keys.similar_key(self._ns, version, video_id))
+
+    async def category_popular(self, version: str, category: str) -> list[tuple[str, float]] | None:
+        return await self._get_list(keys.category_popular_key(self._ns, version, category))
+
+    async def add_events(self, events: list[dict[str, str]], hist_max: int, hist_ttl: int, stream_maxlen: int) -> None:
+        """Append events to each user's recent-history list and to the events stream (one round trip).
+
+        Each event dict holds strings: user_id, video_id, ts, and optional fields.
+        """
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for e in events:
+                hist = keys.hist_key(self._ns, e["user_id"])
+                pipe.lpush(hist, e["video_id"])
+                pipe.ltrim(hist, 0, hist_max - 1)
+                pipe.expire(hist, hist_ttl)
+                pipe.xadd(keys.events_stream_key(self._ns), e, maxlen=stream_maxlen, approximate=True)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     async def popular(self, version: str) -> list[tuple[str, float]] | None:
         items = await self._get_list(keys.popular_key(self._ns, version))
         if items is not None:

@@ -13,7 +13,17 @@ from serving.settings import Settings
 @pytest.fixture
 def published(redis_client, namespace):
     topk = TopK(["u1"], [["v3", "v1", "v2"]], [[0.9, 0.5, 0.1]])
-    publish_version(redis_client, namespace, "ver1", topk, (["p1", "p2", "v3"], [0.5, 0.3, 0.2]), 600)
+    similar = TopK(["v1", "v2"], [["v2", "v3"], ["v1"]], [[0.8, 0.2], [0.8]])
+    publish_version(
+        redis_client,
+        namespace,
+        "ver1",
+        topk,
+        (["p1", "p2", "v3"], [0.5, 0.3, 0.2]),
+        600,
+        similar=similar,
+        by_category={"cooking": (["v2", "v1"], [0.6, 0.4])},
+    )
     return namespace
 
 
@@ -70,8 +80,9 @@ def test_nothing_published_is_503_with_reason(redis_url, namespace):
         assert c.get("/readyz").status_code == 503
 
 
-def test_redis_outage_serves_degraded_popular(tmp_path: Path):
-    """A Redis of the test's own, stopped mid-test: answers keep coming from the in-process copy."""
+def test_redis_outage_serves_degraded_popular_then_recovers(tmp_path: Path):
+    """A Redis of the test's own, stopped mid-test: answers keep coming from the in-process copy,
+    and the cache is served again once Redis is back."""
     import socket
 
     import redis
@@ -95,6 +106,16 @@ def test_redis_outage_serves_degraded_popular(tmp_path: Path):
             body = resp.json()
             assert body["source"] == "popular" and body["degraded"] and body["items"][0]["video_id"] == "p1"
             assert c.get("/readyz").status_code == 503
+            assert c.post("/v1/events", json={"events": [{"user_id": "u1", "video_id": "v1"}]}).status_code == 503
+            assert "vidrec_redis_errors_total 2.0" in c.get("/metrics").text
+            # Redis returns (empty: it keeps nothing on disk); the lists are republished
+            assert ensure_redis(url, tmp_path)
+            r = redis.Redis.from_url(url)
+            publish_version(r, "outage", "ver2", TopK(["u1"], [["v9"]], [[1.0]]), (["p1"], [1.0]), 600)
+            r.close()
+            body = c.get("/v1/users/u1/recommendations").json()
+            assert body["source"] == "cache" and not body["degraded"] and body["model_version"] == "ver2"
+            assert c.get("/readyz").status_code == 200
     finally:
         stop_redis(url, tmp_path)
 
@@ -117,3 +138,84 @@ def test_cache_hit_path_imports_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_similar_videos(client):
+    body = client.get("/v1/videos/v1/similar", params={"k": 1}).json()
+    assert body["source"] == "similar" and body["model_version"] == "ver1"
+    assert body["items"] == [{"video_id": "v2", "score": pytest.approx(0.8)}]
+    r = client.get("/v1/videos/nope/similar")
+    assert r.status_code == 404 and "not in live version ver1" in r.json()["detail"]
+    assert client.get("/v1/videos/bad id/similar").status_code == 422
+
+
+def test_popular_overall_and_by_category(client):
+    assert [i["video_id"] for i in client.get("/v1/popular", params={"k": 2}).json()["items"]] == ["p1", "p2"]
+    body = client.get("/v1/popular", params={"category": "cooking"}).json()
+    assert body["category"] == "cooking" and [i["video_id"] for i in body["items"]] == ["v2", "v1"]
+    assert client.get("/v1/popular", params={"category": "knitting"}).status_code == 404
+
+
+def test_posted_events_are_filtered_from_answers(client, redis_client, published):
+    r = client.post(
+        "/v1/events",
+        json={"events": [{"user_id": "u1", "video_id": "v3", "completion": 0.9}, {"user_id": "new", "video_id": "p1"}]},
+    )
+    assert r.status_code == 202 and r.json() == {"accepted": 2}
+    # v3 was the top of u1's cached list; seconds later it is gone from the answer
+    assert [i["video_id"] for i in client.get("/v1/users/u1/recommendations").json()["items"]] == ["v1", "v2"]
+    # a new user's popular fallback is filtered too
+    assert [i["video_id"] for i in client.get("/v1/users/new/recommendations").json()["items"]] == ["p2", "v3"]
+    # the event is in the stream the nightly job reads, with a server-side timestamp
+    (_, fields), *_ = redis_client.xrange(f"vidrec:{published}:events")
+    assert fields[b"user_id"] == b"u1" and fields[b"video_id"] == b"v3" and int(fields[b"ts"]) > 1.7e9
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"events": []},
+        {"events": [{"user_id": "u 1", "video_id": "v1"}]},
+        {"events": [{"user_id": "u1"}]},
+        {"events": [{"user_id": "u1", "video_id": "v1", "completion": 1.5}]},
+        {"events": [{"user_id": "u1", "video_id": "v1", "event": "purchase"}]},
+        {"nothing": 1},
+        [1, 2],
+    ],
+)
+def test_malformed_events_are_422(client, body):
+    r = client.post("/v1/events", json=body)
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_oversized_event_bodies_are_413(redis_url, published):
+    settings = Settings(redis_url=redis_url, namespace=published, max_events_per_request=2, max_body_bytes=2048)
+    with TestClient(create_app(settings)) as c:
+        three = {"events": [{"user_id": "u1", "video_id": "v1"}] * 3}
+        assert c.post("/v1/events", json=three).status_code == 413
+        huge = {"events": [{"user_id": "u1", "video_id": "v1", "event": "view"}] * 100}
+        r = c.post("/v1/events", json=huge)
+        assert r.status_code == 413 and "over 2048 bytes" in r.json()["detail"]
+
+
+def test_api_keys(redis_url, published):
+    with TestClient(create_app(Settings(redis_url=redis_url, namespace=published, api_keys="k1, k2"))) as c:
+        r = c.get("/v1/users/u1/recommendations")
+        assert r.status_code == 401 and "missing X-API-Key" in r.json()["detail"]
+        assert c.get("/v1/users/u1/recommendations", headers={"X-API-Key": "nope"}).status_code == 403
+        assert c.get("/v1/users/u1/recommendations", headers={"X-API-Key": "k2"}).status_code == 200
+        assert c.post("/v1/events", json={"events": []}, headers={"X-API-Key": "bad"}).status_code == 403
+        assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
+
+
+def test_metrics_count_requests_and_sources(client):
+    client.get("/v1/users/u1/recommendations")
+    client.get("/v1/users/stranger/recommendations")
+    client.get("/v1/users/u1/recommendations?k=0")
+    text = client.get("/metrics").text
+    route = 'route="/v1/users/{user_id}/recommendations"'
+    assert f'vidrec_http_requests_total{{method="GET",{route},status="200"}} 2.0' in text
+    assert f'vidrec_http_requests_total{{method="GET",{route},status="422"}} 1.0' in text
+    assert 'vidrec_served_lists_total{degraded="false",source="cache"} 1.0' in text
+    assert 'vidrec_served_lists_total{degraded="false",source="popular"} 1.0' in text
+    assert f"vidrec_http_request_seconds_count{{{route}}} 3.0" in text

@@ -65,3 +65,38 @@ def test_popular_items_window_and_ties():
     # window of 1 day before t=100 s covers everything; "old" has 1 view like "a": tie broken by id
     ids, scores = popular_items(ev, end_epoch_s=100, window_days=1, k=3)
     assert ids == ["b", "c", "a"] and scores == pytest.approx([2 / 6, 2 / 6, 1 / 6])
+
+
+def test_similar_and_category_lists_are_published_with_the_version(redis_client, namespace):
+    similar = TopK(user_ids=["v1", "v2"], item_ids=[["v2"], ["v1"]], scores=[[0.8], [0.8]])
+    meta = publish_version(
+        redis_client,
+        namespace,
+        "ver1",
+        _topk(),
+        (["v1", "v2"], [0.6, 0.4]),
+        600,
+        similar=similar,
+        by_category={"cooking": (["v2"], [1.0])},
+    )
+    assert meta["similar"] == 2 and meta["categories"] == 1 and meta["keys"] == 6
+    assert keys.decode_items(redis_client.get(keys.similar_key(namespace, "ver1", "v1")))[0][0] == "v2"
+    got = keys.decode_items(redis_client.get(keys.category_popular_key(namespace, "ver1", "cooking")))
+    assert got == [("v2", 1.0)]
+    assert meta["bytes_per_user_list"] > 0
+
+
+def test_old_versions_are_unlinked_after_the_grace_period(redis_client, namespace):
+    pop = (["v1"], [1.0])
+    publish_version(redis_client, namespace, "old", _topk(), pop, 600, now=1000.0, grace_seconds=100)
+    publish_version(redis_client, namespace, "mid", _topk(), pop, 600, now=1050.0, grace_seconds=100)
+    # "old" is past the grace period but is the rollback target of "mid": kept
+    assert redis_client.exists(keys.user_key(namespace, "old", "u1"))
+    meta = publish_version(redis_client, namespace, "new", _topk(), pop, 600, now=1200.0, grace_seconds=100)
+    assert meta["removed_versions"] == ["old"]
+    assert not redis_client.exists(keys.user_key(namespace, "old", "u1"), keys.popular_key(namespace, "old"))
+    assert redis_client.exists(keys.user_key(namespace, "mid", "u1"))  # the rollback target stays
+    assert [v.decode() for v in redis_client.zrange(keys.versions_key(namespace), 0, -1)] == ["mid", "new"]
+    # republishing the live version keeps "mid" as the rollback target, even past the grace period
+    meta = publish_version(redis_client, namespace, "new", _topk(), pop, 600, now=5000.0, grace_seconds=100)
+    assert meta["removed_versions"] == [] and redis_client.exists(keys.user_key(namespace, "mid", "u1"))

@@ -1,0 +1,40 @@
+"""Prometheus metrics of one API process (its own registry, so several apps in one process and
+tests do not collide). Served at ``GET /metrics`` in the text exposition format."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Latency buckets for a cache-hit API: most answers are around a millisecond.
+BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "vidrec_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "vidrec_http_request_seconds", "Request latency by route", ["route"], buckets=BUCKETS,
+            registry=self.registry,
+        )  # fmt: skip
+        self.served = Counter(
+            "vidrec_served_lists", "Answers by the source that served them (cache hit, fallback)",
+            ["source", "degraded"], registry=self.registry,
+        )  # fmt: skip
+        self.redis_errors = Counter(
+            "vidrec_redis_errors", "Redis calls that failed or timed out", registry=self.registry
+        )
+        self.events = Counter(
+            "vidrec_events_accepted", "Watch events accepted by POST /v1/events", registry=self.registry
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
