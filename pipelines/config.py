@@ -60,6 +60,8 @@ class PipelineConfig:
     """Length of each user's published list."""
     similar_k: int = 50
     """Length of each video's published similar-videos list."""
+    ann_min_items: int = 250_000
+    """From this catalogue size, publish's top-k uses a faiss IVF index instead of exact scoring."""
     popular_window_days: int = 28
     ttl_seconds: int = 3 * 86400
     """Versioned keys expire after this (2-3x the nightly refresh), so a failed night leaves the previous lists."""

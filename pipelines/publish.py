@@ -49,8 +49,24 @@ class TopK:
     scores: list[list[float]]
 
 
+def batch_topk(
+    queries: np.ndarray, items: np.ndarray, k: int, exclude: list[np.ndarray], ann_min_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact blocked top-k, or the faiss IVF index once the catalogue has ``ann_min_items`` videos."""
+    if len(items) >= ann_min_items:
+        from recsys.ann import IVFIndex
+
+        log.info("catalogue of %d videos >= %d: approximate top-k (faiss IVF)", len(items), ann_min_items)
+        return IVFIndex(items).search(queries, k, exclude)
+    return topk_with_exclusions(queries, items, k, exclude)
+
+
 def score_users(
-    model: train.ExportedModel, events: pd.DataFrame, k: int, unavailable: frozenset[str] = frozenset()
+    model: train.ExportedModel,
+    events: pd.DataFrame,
+    k: int,
+    unavailable: frozenset[str] = frozenset(),
+    ann_min_items: int = 250_000,
 ) -> TopK:
     """Top-k unwatched videos for every user in the model's vocabulary who has an event.
 
@@ -75,7 +91,7 @@ def score_users(
     vectors = model.user_tower(hist[active], active.astype(np.int32), weight[active])
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d(watched[a], blocked) for a in active]
-    idx, scores = topk_with_exclusions(vectors, model.item_vectors, k, exclude)
+    idx, scores = batch_topk(vectors, model.item_vectors, k, exclude, ann_min_items)
     items = [[model.items[j] for j in row if j >= 0] for row in idx]
     return TopK(
         user_ids=[model.users[a] for a in active],
@@ -84,12 +100,14 @@ def score_users(
     )
 
 
-def similar_items(model: train.ExportedModel, k: int, unavailable: frozenset[str] = frozenset()) -> TopK:
+def similar_items(
+    model: train.ExportedModel, k: int, unavailable: frozenset[str] = frozenset(), ann_min_items: int = 250_000
+) -> TopK:
     """For every video in the model, the ``k`` nearest other videos by item-embedding dot product."""
     iidx = {v: i for i, v in enumerate(model.items)}
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d([i], blocked) for i in range(len(model.items))]
-    idx, scores = topk_with_exclusions(model.item_vectors, model.item_vectors, k, exclude)
+    idx, scores = batch_topk(model.item_vectors, model.item_vectors, k, exclude, ann_min_items)
     items = [[model.items[j] for j in row if j >= 0] for row in idx]
     return TopK(
         user_ids=list(model.items),
@@ -232,8 +250,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     source = ingest.load(cfg, run_date)
     events = source.events
     unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
-    topk = score_users(model, events, cfg.topk, unplayable)
-    similar = similar_items(model, cfg.similar_k, unplayable)
+    topk = score_users(model, events, cfg.topk, unplayable, cfg.ann_min_items)
+    similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
     playable = events[~events["video_id"].isin(unplayable)]
     end = run_date_end_epoch_s(run_date)
     popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)

@@ -97,3 +97,18 @@ def test_topk_equal_scores_lower_index_first():
 
     idx, sc = topk_from_scores(np.array([[1.0, 3.0, 3.0, 2.0, 3.0]], np.float32), 3)
     assert idx.tolist() == [[1, 2, 4]] and sc.tolist() == [[3.0, 3.0, 3.0]]
+
+
+def test_ann_index_recall_and_exclusions():
+    from recsys.ann import IVFIndex, recall_against_exact
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 16))
+    items = (centers[rng.integers(0, 20, 4000)] + 0.3 * rng.normal(size=(4000, 16))).astype(np.float32)
+    users = (centers[rng.integers(0, 20, 200)] + 0.3 * rng.normal(size=(200, 16))).astype(np.float32)
+    exclude = [rng.integers(0, 4000, 10) for _ in range(200)]
+    exact, _ = topk_with_exclusions(users, items, 20, exclude)
+    approx, scores = IVFIndex(items, nprobe=8).search(users, 20, exclude)
+    assert recall_against_exact(approx, exact) > 0.9
+    assert all(not set(a.tolist()) & set(e.tolist()) for a, e in zip(approx, exclude, strict=True))
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
