@@ -3,6 +3,7 @@
 Export (``<workdir>/models/<version>/``): ``user_tower/`` (SavedModel, signature
 ``serving_default``: history [b, max_history] int32, user [b] int32 -> embedding [b, d]),
 ``item_embeddings.npy`` [n_items, d], ``items.json`` and ``users.json`` (index -> id),
+``user_tower_numpy.npz`` (the user tower's own layers, for TF-free online scoring in the API),
 ``config.json`` (the model config), ``train_history.json`` (loss and validation NDCG@10 per epoch).
 
 Early stopping: each user's last ``validation_fraction`` of training events (by time) are held
@@ -37,6 +38,7 @@ from recsys.model import (
     save_user_tower,
     train_two_tower,
 )
+from recsys.online import NUMPY_TOWER_FILE, export_numpy_user_tower
 from recsys.split import evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     staging.mkdir(parents=True)
     save_user_tower(result.user_tower, staging / "user_tower", cfg.model.max_history)
     np.save(staging / "item_embeddings.npy", item_embeddings(result.item_tower, len(ds.items)))
+    export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
     write_json(staging / "items.json", ds.items)
     write_json(staging / "users.json", ds.users)
     write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})

@@ -64,6 +64,9 @@ class TwoTowerConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
+    user_id_dropout: float = 0.1
+    """Share of training examples whose user id is replaced by the unknown-user id, so that row is
+    trained and a new user is scored from their history alone."""
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -79,6 +82,8 @@ class TwoTowerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if not 0.0 <= self.user_id_dropout < 1.0:
+            raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
         if self.early_stopping_patience < 0:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -310,7 +315,11 @@ def build_towers(
             pooled = tf.reduce_sum(self.history_weights(items, mask, completion)[:, :, None] * items, axis=1)
             parts = [pooled, tf.math.log1p(count)]
             if cfg.use_user_id:
-                parts.append(self.user_embedding(tf.cast(inputs["user"], tf.int32)))
+                user = tf.cast(inputs["user"], tf.int32)
+                if training and cfg.user_id_dropout > 0:
+                    dropped = tf.random.uniform(tf.shape(user)) < cfg.user_id_dropout
+                    user = tf.where(dropped, tf.fill(tf.shape(user), num_users), user)
+                parts.append(self.user_embedding(user))
             x = self.hidden(tf.concat(parts, axis=-1))
             return tf.math.l2_normalize(self.out(x), axis=-1)
 

@@ -2,14 +2,17 @@
 health, readiness and Prometheus metrics.
 
 Fallback chain for ``GET /v1/users/{user_id}/recommendations`` (``source`` in the answer):
-1. the user's precomputed list of the live version            -> "cache"
-2. the live version's popular list (unknown or new user)       -> "popular"
-3. Redis down or slow: the in-process copy of the popular list -> "popular", ``degraded: true``
+1. the user's precomputed list of the live version              -> "cache"
+2. no list, but recent watches and the live model loaded
+   (``VIDREC_MODEL_ROOT``): the user tower in numpy over them    -> "online"
+3. the live version's popular list (unknown or new user)         -> "popular"
+4. Redis down or slow: the in-process copy of the popular list   -> "popular", ``degraded: true``
 Only when Redis has never answered since start (no copy) is the answer a 503 with the reason.
 Videos in the ``exclude`` parameter and videos the user watched recently (``POST /v1/events``)
 are filtered from whatever is served. The cache-hit path is one Redis round trip.
 """
 
+import asyncio
 import logging
 import secrets
 import time
@@ -22,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from serving.metrics import Metrics
+from serving.online import OnlineScorers
 from serving.settings import Settings, get_settings
 from serving.store import RedisTopKStore, StoreUnavailable
 
@@ -105,6 +109,7 @@ def require_api_key(settings: Settings) -> Callable[..., Awaitable[None]]:
 
 
 def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
+    online = OnlineScorers(settings.model_root)
     router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key(settings))])
     k_query = Query(ge=1, le=settings.max_k, description="Number of videos")
 
@@ -131,9 +136,14 @@ def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
         skip = {e for e in exclude.split(",") if e}
         try:
             version = await live(store)
-            items, recent = await store.user_view(version, user_id, settings.recent_history)
+            items, recent_order = await store.user_view(version, user_id, settings.recent_history)
+            recent = set(recent_order)
             skip |= recent
             source = "cache"
+            if items is None and recent and (scorer := await asyncio.to_thread(online.get, version)) is not None:
+                ranked = await asyncio.to_thread(scorer.recommend, user_id, recent_order, k + len(skip), skip)
+                if ranked:
+                    source, items = "online", ranked
             if items is None:
                 source, items = "popular", await store.popular(version)
                 if items is None:

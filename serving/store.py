@@ -69,8 +69,8 @@ class RedisTopKStore:
 
     async def user_view(
         self, version: str, user_id: str, recent: int
-    ) -> tuple[list[tuple[str, float]] | None, set[str]]:
-        """(the user's precomputed list or None, videos they watched recently), in one round trip."""
+    ) -> tuple[list[tuple[str, float]] | None, list[str]]:
+        """(the user's precomputed list or None, videos they watched recently, newest first), in one round trip."""
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.get(keys.user_key(self._ns, version, user_id))
@@ -78,7 +78,7 @@ class RedisTopKStore:
             raw, hist = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return (keys.decode_items(raw) if raw else None), {h.decode() for h in hist}
+        return (keys.decode_items(raw) if raw else None), [h.decode() for h in hist]
 
     async def similar(self, version: str, video_id: str) -> list[tuple[str, float]] | None:
         return await self._get_list(keys.similar_key(self._ns, version, video_id))

@@ -71,6 +71,30 @@ def test_served_lists_exclude_watched_videos(pipeline_run):
         assert c.get("/v1/users/nobody-new/recommendations").json()["source"] == "popular"
 
 
+def test_new_user_is_scored_online_from_posted_watches(pipeline_run):
+    cfg, summaries = pipeline_run
+    videos = ingest.load(cfg, RUN_DATE).videos.set_index("video_id")
+    category = videos["category"]
+    topic = category.value_counts().index[0]
+    watched = list(category[category == topic].index[:5])
+    settings = Settings(redis_url=cfg.redis_url, namespace=cfg.namespace, model_root=str(cfg.workdir / "models"))
+    with TestClient(create_app(settings)) as c:
+        popular = [i["video_id"] for i in c.get("/v1/users/newcomer/recommendations", params={"k": 10}).json()["items"]]
+        events = [{"user_id": "newcomer", "video_id": v, "completion": 1.0} for v in watched]
+        assert c.post("/v1/events", json={"events": events}).status_code == 202
+        body = c.get("/v1/users/newcomer/recommendations", params={"k": 10}).json()
+        assert body["source"] == "online" and body["model_version"] == summaries["train"]["version"]
+        online = [i["video_id"] for i in body["items"]]
+        assert len(online) == 10 and not set(online) & set(watched)
+        # five videos of one category in (of 8 categories): the answer follows that category more than
+        # popular does and at least twice as often as chance
+        share = lambda ids: float(np.mean([category[v] == topic for v in ids]))  # noqa: E731
+        assert share(online) >= 0.25 and share(online) > share(popular), (share(online), share(popular))
+        similar = c.get(f"/v1/videos/{watched[0]}/similar", params={"k": 10}).json()
+        assert similar["source"] == "similar" and watched[0] not in {i["video_id"] for i in similar["items"]}
+        assert share([i["video_id"] for i in similar["items"]]) >= 0.25
+
+
 def test_rerun_is_idempotent_and_incremental(pipeline_run):
     cfg, summaries = pipeline_run
     before = pd.read_parquet(cfg.partition(RUN_DATE, "frame_features") / "frame_features.parquet")

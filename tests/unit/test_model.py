@@ -245,3 +245,32 @@ def test_early_stopping_keeps_the_best_epoch():
     assert validation.ndcg(result.user_tower, item_embeddings(result.item_tower, n_items)) == pytest.approx(
         scores[best], abs=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"user_pooling": "attention", "completion_weighting": True},
+        {"use_user_id": False, "completion_weighting": True},
+    ],
+)
+def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
+    from dataclasses import asdict
+
+    from recsys.model import build_towers, item_embeddings
+    from recsys.online import NumpyUserTower, export_numpy_user_tower
+
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, **settings)
+    item_tower, user_tower = build_towers(cfg, _content(), num_users=3)
+    rng = np.random.default_rng(0)
+    pad = 12
+    history = np.array([[pad, pad, 3, 5], [1, 2, 3, 4], [pad, pad, pad, pad]], np.int32)
+    weight = rng.uniform(0, 1, (3, 4)).astype(np.float32) * (history != pad)
+    users = np.array([0, 2, 3], np.int32)  # 3 = the unknown user
+    expected = user_tower({"history": history, "user": users, "weight": weight}).numpy()
+    export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
+    tower = NumpyUserTower(tmp_path / "tower.npz", item_embeddings(item_tower, 12))
+    np.testing.assert_allclose(tower(history, weight, users), expected, atol=1e-5)
+    # no user index given = the unknown user's row
+    np.testing.assert_allclose(tower(history[2:], weight[2:]), expected[2:], atol=1e-5)
