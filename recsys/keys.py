@@ -25,11 +25,15 @@ A 100-item list of 6-character ids is about 1.1 kB instead of ~3 kB of JSON.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Sequence
 
 PREFIX = "vidrec"
 MAGIC = b"VR1"
 _HEADER = struct.Struct("<3sH")
+if sys.byteorder != "little" or array("f").itemsize != 4:  # array("f") must match "<f"
+    raise ImportError("vidrec's list encoding needs a little-endian platform with 4-byte floats")
 
 
 def live_key(ns: str) -> str:
@@ -74,14 +78,17 @@ def meta_key(ns: str, version: str) -> str:
 
 def encode_items(ids: Sequence[str], scores: Sequence[float]) -> bytes:
     """Pack ids and scores into one compact value; raises ValueError on bad input."""
-    if len(ids) != len(scores):
-        raise ValueError(f"{len(ids)} ids but {len(scores)} scores")
-    if len(ids) > 0xFFFF:
-        raise ValueError(f"at most 65535 items per list, got {len(ids)}")
-    for i in ids:
-        if not i or "\n" in i:
-            raise ValueError(f"id {i!r} is empty or contains a newline")
-    return _HEADER.pack(MAGIC, len(ids)) + struct.pack(f"<{len(scores)}f", *scores) + "\n".join(ids).encode("utf-8")
+    n = len(ids)
+    if n != len(scores):
+        raise ValueError(f"{n} ids but {len(scores)} scores")
+    if n > 0xFFFF:
+        raise ValueError(f"at most 65535 items per list, got {n}")
+    joined = "\n".join(ids)
+    # one newline per separator and no empty id: cheap whole-list checks instead of a Python loop
+    if n and (joined.count("\n") != n - 1 or "" in ids):
+        bad = next(i for i in ids if not i or "\n" in i)
+        raise ValueError(f"id {bad!r} is empty or contains a newline")
+    return _HEADER.pack(MAGIC, n) + array("f", scores).tobytes() + joined.encode("utf-8")
 
 
 def decode_items(blob: bytes) -> list[tuple[str, float]]:

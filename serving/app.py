@@ -13,6 +13,7 @@ are filtered from whatever is served. The cache-hit path is one Redis round trip
 """
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -21,7 +22,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from serving.metrics import Metrics
@@ -90,8 +90,51 @@ def get_store(request: Request) -> RedisTopKStore:
 StoreDep = Annotated[RedisTopKStore, Depends(get_store)]
 
 
-def _items(items: list[tuple[str, float]], k: int, skip: set[str]) -> list[Item]:
-    return [Item(video_id=v, score=s) for v, s in items if v not in skip][:k]
+def _items(items: list[tuple[str, float]], k: int, skip: set[str]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for v, s in items:
+        if v not in skip:
+            out.append({"video_id": v, "score": s})
+            if len(out) == k:
+                break
+    return out
+
+
+def _json(body: dict[str, object], status: int = 200) -> Response:
+    """A JSON answer built directly: the route's response_model documents it, nothing re-validates it."""
+    return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status, media_type="application/json")
+
+
+class ObserveMiddleware:
+    """Pure ASGI: request count and latency per route template and status; 413 for oversized bodies."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics, max_body_bytes: int) -> None:
+        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            response = _json({"detail": f"request body over {self.max_body_bytes} bytes"}, 413)
+            await response(scope, receive, send)
+            self.metrics.observe(scope["method"], "unmatched", 413, 0.0)
+            return
+        status = 500
+        t0 = time.perf_counter()
+
+        async def send_and_watch(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the template: bounded label set
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - t0)
 
 
 def require_api_key(settings: Settings) -> Callable[..., Awaitable[None]]:
@@ -132,7 +175,7 @@ def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
         user_id: Annotated[str, Path(pattern=ID_REGEX, description=f"User id: {ID_DOC}")],
         k: Annotated[int, k_query] = 20,
         exclude: Annotated[str, Query(max_length=10_000, description="Comma-separated video ids to leave out")] = "",
-    ) -> Recommendations:
+    ) -> Response:
         skip = {e for e in exclude.split(",") if e}
         try:
             version = await live(store)
@@ -151,11 +194,15 @@ def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
             metrics.served.labels(source="popular", degraded="true").inc()
-            return Recommendations(
-                user_id=user_id, model_version=version, source="popular", degraded=True, items=_items(items, k, skip)
-            )
+            return _json(
+                {"user_id": user_id, "model_version": version, "source": "popular", "degraded": True,
+                 "items": _items(items, k, skip)}
+            )  # fmt: skip
         metrics.served.labels(source=source, degraded="false").inc()
-        return Recommendations(user_id=user_id, model_version=version, source=source, items=_items(items, k, skip))
+        return _json(
+            {"user_id": user_id, "model_version": version, "source": source, "degraded": False,
+             "items": _items(items, k, skip)}
+        )  # fmt: skip
 
     @router.get(
         "/videos/{video_id}/similar",
@@ -166,40 +213,44 @@ def build_router(settings: Settings, metrics: Metrics) -> APIRouter:
         store: StoreDep,
         video_id: Annotated[str, Path(pattern=ID_REGEX, description=f"Video id: {ID_DOC}")],
         k: Annotated[int, k_query] = 20,
-    ) -> Similar:
+    ) -> Response:
         try:
             version = await live(store)
             items = await store.similar(version, video_id)
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
             metrics.served.labels(source="popular", degraded="true").inc()
-            return Similar(
-                video_id=video_id,
-                model_version=version,
-                source="popular",
-                degraded=True,
-                items=_items(items, k, {video_id}),
-            )
+            return _json(
+                {"video_id": video_id, "model_version": version, "source": "popular", "degraded": True,
+                 "items": _items(items, k, {video_id})}
+            )  # fmt: skip
         if items is None:
             raise HTTPException(404, detail=f"video {video_id} is not in live version {version}")
         metrics.served.labels(source="similar", degraded="false").inc()
-        return Similar(video_id=video_id, model_version=version, source="similar", items=_items(items, k, set()))
+        return _json(
+            {"video_id": video_id, "model_version": version, "source": "similar", "degraded": False,
+             "items": _items(items, k, set())}
+        )  # fmt: skip
 
     @router.get("/popular", response_model=Popular, responses={404: {"description": "Unknown category"}})
     async def popular(
         store: StoreDep,
         k: Annotated[int, k_query] = 20,
         category: Annotated[str | None, Query(min_length=1, max_length=200, description="A video category")] = None,
-    ) -> Popular:
+    ) -> Response:
         try:
             version = await live(store)
             items = await (store.category_popular(version, category) if category else store.popular(version))
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
-            return Popular(category=None, model_version=version, degraded=True, items=_items(items, k, set()))
+            return _json(
+                {"category": None, "model_version": version, "degraded": True, "items": _items(items, k, set())}
+            )
         if items is None:
             raise HTTPException(404, detail=f"no popular list for category {category!r} in live version {version}")
-        return Popular(category=category, model_version=version, items=_items(items, k, set()))
+        return _json(
+            {"category": category, "model_version": version, "degraded": False, "items": _items(items, k, set())}
+        )
 
     @router.post(
         "/events", status_code=202, response_model=Accepted, responses={413: {"description": "Body too large"}}
@@ -247,17 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="vidrec", version="0.2.0", lifespan=lifespan)
     app.include_router(build_router(settings, metrics))
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse({"detail": f"request body over {settings.max_body_bytes} bytes"}, status_code=413)
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # the template, so label cardinality stays bounded
-        metrics.observe(request.method, path, response.status_code, time.perf_counter() - t0)
-        return response
+    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,16 +1,15 @@
 """Readers hammer a real uvicorn server while new versions publish: no mixed or missing lists."""
 
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
 from pipelines.publish import TopK, publish_version
 from serving.app import create_app
 from serving.settings import Settings
+from tests.conftest import ServerThread
 
 USERS = [f"u{i}" for i in range(200)]
 
@@ -24,21 +23,9 @@ def _lists(version: str) -> TopK:
 
 @pytest.fixture
 def server(redis_url, namespace):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     settings = Settings(redis_url=redis_url, namespace=namespace, live_version_cache_seconds=0)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with ServerThread(create_app(settings)) as srv:
+        yield srv.url
 
 
 def test_readers_never_see_a_mixed_or_missing_list(server, redis_client, namespace):

@@ -1,0 +1,149 @@
+"""Publish at catalogue scale: batch top-k and the Redis write, with wall time, peak memory and
+Redis memory, each next to its reference from the same run.
+
+    python -m benchmarks.publish [--users 100000] [--items 100000] [--dim 64] [--k 100]
+
+* top-k: exact blocked top-k (``recsys.metrics.topk_with_exclusions``, 20 watched videos
+  excluded per user) next to the float32 GEMM of the same shape alone.
+* peak memory: the process's peak RSS growth during top-k, next to the size the full
+  users x items score matrix would take.
+* publish rate: ``publish_version`` (encode, pipelined SET with TTL in chunks of 1,000, verify,
+  flip), users per second, next to ``redis-benchmark`` pipelined SET (-P 1000) of the same
+  value size. Target (issue 5): >= 0.5.
+* Redis memory: growth of ``used_memory`` after publish, next to the raw bytes of the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from benchmarks._redis import cleanup, raw_set
+from benchmarks._report import report
+from pipelines.publish import TopK, publish_version
+from pipelines.redis_server import ensure_redis
+from recsys.metrics import topk_with_exclusions
+
+NS = "bench-publish"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--k", type=int, default=100)
+    args = ap.parse_args()
+    if shutil.which("redis-benchmark") is None:
+        sys.exit("benchmarks.publish needs `redis-benchmark` on PATH (Debian: apt install redis-tools)")
+
+    rng = np.random.default_rng(0)
+    users = rng.normal(size=(args.users, args.dim)).astype(np.float32)
+    items = rng.normal(size=(args.items, args.dim)).astype(np.float32)
+    exclude = [rng.integers(0, args.items, 20) for _ in range(args.users)]
+
+    items_t = np.ascontiguousarray(items.T)
+    t0 = time.perf_counter()
+    for s in range(0, args.users, 2048):
+        _ = users[s : s + 2048] @ items_t
+    t_gemm = time.perf_counter() - t0
+    del _
+
+    rss_before = peak_rss_mb()
+    t0 = time.perf_counter()
+    idx, scores = topk_with_exclusions(users, items, args.k, exclude)
+    t_topk = time.perf_counter() - t0
+    rss_growth = max(peak_rss_mb() - rss_before, 1e-3)
+
+    item_ids = [f"v{i:06d}" for i in range(args.items)]
+    t0 = time.perf_counter()
+    topk = TopK(
+        [f"u{i}" for i in range(args.users)],
+        [[item_ids[j] for j in row] for row in idx.tolist()],
+        scores.tolist(),
+    )
+    t_lists = time.perf_counter() - t0
+    del idx, scores
+
+    redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    ensure_redis(redis_url, Path("var/state"))
+    client = redis.Redis.from_url(redis_url, socket_timeout=60)
+    for key in client.scan_iter(match=f"vidrec:{NS}:*", count=5000):
+        client.unlink(key)
+    mem_before = int(client.info("memory")["used_memory"])
+    t0 = time.perf_counter()
+    meta = publish_version(client, NS, "bench-1", topk, (item_ids[:100], [1.0] * 100), ttl_seconds=3600)
+    t_publish = time.perf_counter() - t0
+    mem_growth = int(client.info("memory")["used_memory"]) - mem_before
+    value_bytes = int(round(float(meta["bytes_per_user_list"])))
+
+    try:
+        raw_rps = raw_set(redis_url, value_bytes, args.users, args.users, pipeline=1000)["rps"]
+    finally:
+        cleanup(redis_url)
+        for key in client.scan_iter(match=f"vidrec:{NS}:*", count=5000):
+            client.unlink(key)
+
+    report(
+        "publish",
+        [
+            {
+                "figure": "publish users per second",
+                "ours": args.users / t_publish,
+                "reference": raw_rps,
+                "ratio": args.users / t_publish / raw_rps,
+                "target": 0.5,
+                "reference_is": f"redis-benchmark SET -P 1000 -c 1, {value_bytes}-byte values, same key count",
+            },
+            {
+                "figure": "top-k wall seconds (ratio GEMM/ours)",
+                "ours": t_topk,
+                "reference": t_gemm,
+                "ratio": t_gemm / t_topk,
+                "target": 0.5,
+                "reference_is": "float32 GEMM of the same shape alone",
+            },
+            {
+                "figure": "top-k peak RSS growth MB",
+                "ours": rss_growth,
+                "reference": args.users * args.items * 4 / 2**20,
+                "ratio": args.users * args.items * 4 / 2**20 / rss_growth,
+                "target": 1.0,
+                "reference_is": "the full users x items float32 score matrix",
+            },
+            {
+                "figure": "Redis used_memory growth MB",
+                "ours": mem_growth / 2**20,
+                "reference": float(meta["bytes"]) / 2**20,
+                "ratio": float(meta["bytes"]) / max(mem_growth, 1),
+                "target": 0.0,
+                "reference_is": "raw bytes of the values written",
+            },
+        ],
+        {
+            "users": args.users,
+            "items": args.items,
+            "dim": args.dim,
+            "k": args.k,
+            "bytes_per_user_list": value_bytes,
+            "building id lists s": round(t_lists, 1),
+            "publish s": round(t_publish, 1),
+            "cpus": os.cpu_count(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

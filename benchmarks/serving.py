@@ -1,0 +1,178 @@
+"""API cache-hit throughput and latency next to raw Redis GETs of the same payload.
+
+    python -m benchmarks.serving [--users N] [--concurrency C] [--seconds S] [--workers W]
+
+1. Publishes ``--users`` lists of 100 items (the nightly job's list length) to a ``bench``
+   namespace of the Redis at ``VIDREC_REDIS_URL`` (started by the project if none answers).
+2. Starts the API (uvicorn, ``--workers`` processes, uvloop + httptools) on a free port and
+   drives ``GET /v1/users/{random user}/recommendations?k=20`` with ``wrk`` (C connections,
+   1 thread) for S seconds; every answer is a cache hit (checked before the run).
+3. Runs ``redis-benchmark`` GET with the same value size and the same number of connections.
+
+Targets (issue 5): API throughput >= 25% of raw Redis; Redis p99 / API p99 >= 0.5. wrk, the API
+and Redis share this machine's cores, so the figures are a lower bound for a dedicated server.
+Needs ``wrk`` (Debian: ``apt install wrk``) and ``redis-benchmark`` (package redis-tools).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+
+from benchmarks._redis import cleanup, raw_get, raw_set
+from benchmarks._report import report
+from pipelines.publish import TopK, publish_version
+from pipelines.redis_server import ensure_redis
+from recsys import keys
+
+NS = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def publish(client: redis.Redis, users: int) -> int:
+    rng = np.random.default_rng(0)
+    ids = [f"v{i:06d}" for i in range(20_000)]
+    lists = [[ids[j] for j in rng.choice(len(ids), 100, replace=False)] for _ in range(users)]
+    scores = [sorted(rng.random(100).tolist(), reverse=True) for _ in range(users)]
+    topk = TopK([f"u{i}" for i in range(users)], lists, scores)
+    publish_version(client, NS, "bench-1", topk, (ids[:100], [1.0] * 100), ttl_seconds=3600)
+    return len(client.get(keys.user_key(NS, "bench-1", "u0")))
+
+
+def parse_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, users: int, connections: int, seconds: int) -> dict[str, float]:
+    script = (
+        "math.randomseed(7)\n"
+        "request = function()\n"
+        f'  return wrk.format("GET", "/v1/users/u" .. math.random(0, {users - 1}) .. "/recommendations?k=20")\n'
+        "end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": parse_ms(pct["50"]),
+        "p99_ms": parse_ms(pct["99"]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    for tool in ("wrk", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            sys.exit(f"benchmarks.serving needs `{tool}` on PATH (Debian: apt install wrk redis-tools)")
+
+    redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    ensure_redis(redis_url, Path("var/state"))
+    client = redis.Redis.from_url(redis_url)
+    payload = publish(client, args.users)
+
+    port = free_port()
+    env = {**os.environ, "VIDREC_REDIS_URL": redis_url, "VIDREC_NAMESPACE": NS}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
+         "--loop", "uvloop", "--http", "httptools"],
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                body = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 20}, timeout=1).json()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert body["source"] == "cache" and len(body["items"]) == 20, body
+        run_wrk(base, args.users, args.concurrency, 2)  # warm-up
+        ours = run_wrk(base, args.users, args.concurrency, args.seconds)
+    finally:
+        api.terminate()
+        api.wait(10)
+    try:
+        raw_set(redis_url, payload, args.users, args.users, pipeline=100)
+        raw = raw_get(redis_url, 200_000, args.users, args.concurrency)
+    finally:
+        cleanup(redis_url)
+        for key in client.scan_iter(match=f"vidrec:{NS}:*", count=1000):
+            client.unlink(key)
+    report(
+        "serving",
+        [
+            {
+                "figure": "cache-hit requests per second",
+                "ours": ours["rps"],
+                "reference": raw["rps"],
+                "ratio": ours["rps"] / raw["rps"],
+                "target": 0.25,
+                "reference_is": f"redis-benchmark GET of {payload}-byte values, random keys",
+            },
+            {
+                "figure": "p99 latency ms (ratio: Redis/API)",
+                "ours": ours["p99_ms"],
+                "reference": raw["p99_ms"],
+                "ratio": raw["p99_ms"] / ours["p99_ms"],
+                "target": 0.5,
+                "reference_is": "redis-benchmark GET p99, same concurrency",
+            },
+            {
+                "figure": "p50 latency ms (ratio: Redis/API)",
+                "ours": ours["p50_ms"],
+                "reference": raw["p50_ms"],
+                "ratio": raw["p50_ms"] / ours["p50_ms"],
+                "target": 0.0,
+                "reference_is": "redis-benchmark GET p50, same concurrency",
+            },
+        ],
+        {
+            "server": f"uvicorn {args.workers} worker(s), uvloop+httptools",
+            "client": "wrk -t1",
+            "concurrency": args.concurrency,
+            "users": args.users,
+            "value_bytes": payload,
+            "cpus": os.cpu_count(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
