@@ -108,6 +108,24 @@ def cmd_tune(args: argparse.Namespace) -> object:
     return None
 
 
+def cmd_report_html(args: argparse.Namespace) -> object:
+    from pipelines.config import PipelineConfig
+    from pipelines.report import load_report, write_html
+
+    cfg = PipelineConfig(source=Path(args.source), workdir=Path(args.workdir))
+    report = load_report(cfg.partition(args.run_date, "evaluate"))
+    return {"written": str(write_html(cfg, args.run_date, report))}
+
+
+def cmd_report_compare(args: argparse.Namespace) -> object:
+    from pipelines.report import compare, compare_html, format_compare, load_report
+
+    a, b = load_report(Path(args.a)), load_report(Path(args.b))
+    Path(args.out).write_text(compare_html(a, b, args.a, args.b), encoding="utf-8")
+    print(format_compare(compare(a, b)))
+    return {"written": args.out}
+
+
 def cmd_import(args: argparse.Namespace) -> object:
     from pipelines.adapters import import_source, parse_mapping
 
@@ -249,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="e.g. temperature=0.05,0.1,0.3")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="the evaluation report: re-render its HTML, or compare two runs")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    q = rsub.add_parser("html", help="(re)write runs/<date>/evaluate/report.html from its report.json")
+    q.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
+    q.add_argument("--run-date", default=dt.date.today().isoformat())
+    q.add_argument("--source", default=".", help="only for the config; titles come from the ingest partition")
+    q.set_defaults(func=cmd_report_html)
+    q = rsub.add_parser("compare", help="two runs side by side, differences highlighted")
+    q.add_argument("a", help="report.json (or the evaluate folder holding it) of run A")
+    q.add_argument("b", help="report.json (or the evaluate folder holding it) of run B")
+    q.add_argument("--out", default="compare.html", help="HTML file to write")
+    q.set_defaults(func=cmd_report_compare)
 
     p = sub.add_parser("redis", help="start (if none answers) or stop the project's own Redis")
     p.add_argument("action", choices=("start", "stop"))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipelines import dataset, train
 from pipelines.config import PipelineConfig, write_json
+from pipelines.report import write_html
 from recsys import baselines
 from recsys.baselines import Scorer
 from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
@@ -131,7 +132,9 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     report = evaluate_model(cfg, run_date, ds, model, with_baselines=True)
     write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
     write_json(model.path / "metrics.json", report)
+    html_path = write_html(cfg, run_date, report)
     print(format_table(report), flush=True)
+    print(f"report: {html_path}", flush=True)
     return report
 
 
@@ -188,9 +191,33 @@ def evaluate_model(
         "metrics": {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()},
         "cohorts": cohort_metrics(rankings, users, relevant, split.train, train_counts),
         "baseline_tuning": tuning,
+        "examples": example_users(ds, users, relevant, rankings["two_tower"], hist),
         "model_config": asdict(model.config),
         "training": _training_summary(model),
     }
+
+
+def example_users(
+    ds: dataset.Dataset,
+    users: np.ndarray,
+    relevant: list[set[int]],
+    ranked: np.ndarray,
+    hist: np.ndarray,
+    n: int = 3,
+) -> list[dict[str, object]]:
+    """A few evaluated users (those with the most held-out videos), with their last watched videos,
+    the model's top 10 and their held-out videos, as ids."""
+    pad = len(ds.items)
+    rows = sorted(range(len(users)), key=lambda r: (-len(relevant[r]), int(users[r])))[:n]
+    return [
+        {
+            "user_id": ds.users[int(users[r])],
+            "history": [ds.items[i] for i in hist[int(users[r])][::-1] if i != pad][:10],
+            "recommended": [ds.items[i] for i in ranked[r][:10] if i >= 0],
+            "held_out": sorted(ds.items[i] for i in relevant[r]),
+        }
+        for r in rows
+    ]
 
 
 def _training_summary(model: train.ExportedModel) -> dict[str, object]:
