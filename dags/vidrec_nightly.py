@@ -16,7 +16,11 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
+
+# Data-aware scheduling: the features and the model are assets other DAGs can be scheduled on.
+FEATURES = Asset("vidrec://features", extra={"what": "frame and text embeddings of the catalogue"})
+MODEL = Asset("vidrec://model", extra={"what": "an exported two-tower version under <workdir>/models"})
 
 PARAMS = {
     "source": Param("var/demo-source", type="string", description="Data-contract folder (videos, comments, events)"),
@@ -37,58 +41,41 @@ PARAMS = {
     ),
     "fusion": Param("concat", enum=["concat", "weighted_sum", "attention"], description="Item-tower fusion"),
     "user_pooling": Param("mean", enum=["mean", "attention"], description="User-tower history pooling"),
+    "publish_gate": Param(True, type="boolean", description="Hold back a model worse than the live one on NDCG@10"),
 }
 
 
 def _config_and_date(params: dict, logical_date: object) -> tuple:  # type: ignore[type-arg]
-    """The typed pipeline config from the params, and the run date every output is keyed by."""
-    from dataclasses import replace
-    from pathlib import Path
+    from pipelines.dag_support import config_from_params, run_date_of
 
-    from pipelines.config import PipelineConfig
-
-    run_date = params.get("run_date") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
-    if not run_date:
-        raise ValueError("no run date: this run has no logical date; trigger it with the run_date param")
-    cfg = PipelineConfig(
-        source=Path(params["source"]),
-        workdir=Path(params["workdir"]),
-        namespace=params["namespace"],
-        redis_url=params["redis_url"],
-        frame_shards=int(params["frame_shards"]),
-    )
-    model = replace(
-        cfg.model,
-        epochs=int(params["epochs"]),
-        fusion=params.get("fusion", "concat"),
-        user_pooling=params.get("user_pooling", "mean"),
-    )
-    return replace(cfg, protocol=params.get("protocol", "global_time"), model=model), run_date
+    return config_from_params(params), run_date_of(params, logical_date)
 
 
-def _run_step(step: str, params: dict, logical_date: object) -> dict:
-    """Run one pipeline step for the run date (heavy imports happen inside the step)."""
-    from pipelines.nightly import run_nightly
+def _run_step(step: str, params: dict, logical_date: object) -> dict:  # type: ignore[type-arg]
+    from pipelines.dag_support import run_step
 
-    cfg, run_date = _config_and_date(params, logical_date)
-    return run_nightly(cfg, run_date, steps=(step,))[step]
+    return run_step(step, params, logical_date)
 
 
 STEP_DOCS = {
     "ingest": "Read and validate the three tables; bad rows to the quarantine table.",
     "frame_features": "Join the frame-feature shards into the step's partition (the reduce).",
     "text_features": "Caption and comment embeddings with all-MiniLM-L6-v2 (cached by text hash).",
-    "dataset": "Item/user vocabularies, aligned content arrays, global time split.",
-    "train": "Train the TFRS two-tower and export a versioned model folder.",
-    "evaluate": "Recall@10 / NDCG@10 of the model and popularity on the held-out window.",
-    "publish": "Top-k per user and popular list to Redis under a new version; flip the live pointer.",
+    "dataset": "Item/user vocabularies, aligned content arrays, the split of the protocol param.",
+    "train": "Train the TFRS two-tower (early stopping on validation NDCG) and export a versioned model folder.",
+    "evaluate": "Metrics of the model and the baselines on held-out events; report.json and report.html.",
+    "publish": "Top-k per user, similar videos and popular lists to Redis under a new version; flip the "
+    "live pointer. Gated: a model worse than the live one on NDCG@10 (same protocol) is not published "
+    "and the task's summary says why.",
 }
 
 
 def _step_task(step: str):  # type: ignore[no-untyped-def]
     """One TaskFlow task that runs ``pipelines.<step>.run`` for the run date."""
 
-    @task(task_id=step, doc_md=STEP_DOCS[step])
+    outlets = {"text_features": [FEATURES], "train": [MODEL]}.get(step, [])
+
+    @task(task_id=step, doc_md=STEP_DOCS[step], outlets=outlets)
     def run_step(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
         return _run_step(step, params, logical_date)
 
@@ -133,7 +120,9 @@ def _reduce_frame_features(params: dict, logical_date: object) -> dict:
 )
 def vidrec_nightly() -> None:
     t = {step: _step_task(step)() for step in STEP_DOCS if step != "frame_features"}
-    reduce_frames = task(task_id="frame_features", doc_md=STEP_DOCS["frame_features"])(_reduce_frame_features)()
+    reduce_frames = task(task_id="frame_features", doc_md=STEP_DOCS["frame_features"], outlets=[FEATURES])(
+        _reduce_frame_features
+    )()
     shards = frame_features_shard.expand(shard=frame_shards())
     t["ingest"] >> shards >> reduce_frames >> t["dataset"]
     t["ingest"] >> t["text_features"] >> t["dataset"]

@@ -65,6 +65,11 @@ class PipelineConfig:
     popular_window_days: int = 28
     ttl_seconds: int = 3 * 86400
     """Versioned keys expire after this (2-3x the nightly refresh), so a failed night leaves the previous lists."""
+    publish_gate: bool = True
+    """Hold back a model that is worse than the live one on gate_metric (same protocol)."""
+    gate_metric: str = "ndcg@10"
+    gate_tolerance: float = 0.0
+    """How far below the live model's gate_metric a new model may be and still be published."""
     version_grace_seconds: int = 3600
     """Versions older than the previous one are UNLINKed once published this long ago."""
     model: TwoTowerConfig = field(default_factory=TwoTowerConfig)

@@ -306,22 +306,64 @@ def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batc
     return removed
 
 
-def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+def gate_decision(
+    new_report: dict | None,  # type: ignore[type-arg]
+    live_report: dict | None,  # type: ignore[type-arg]
+    metric: str,
+    tolerance: float,
+) -> tuple[bool, str]:
+    """(publish?, why): a model worse than the live one on ``metric`` by more than ``tolerance``
+    (same protocol) is held back; without comparable numbers the new model goes out."""
+    if new_report is None:
+        return True, "no evaluation report for the new model: published ungated"
+    if live_report is None:
+        return True, "no live model with a report to compare against"
+    if live_report.get("protocol") != new_report.get("protocol"):
+        return True, f"live model was evaluated under {live_report.get('protocol')}, not {new_report.get('protocol')}"
+    new = new_report["metrics"]["two_tower"][metric]
+    live = live_report["metrics"]["two_tower"][metric]
+    if new < live - tolerance:
+        return False, f"{metric} {new:.4f} is below the live model's {live:.4f} (tolerance {tolerance}); not published"
+    return True, f"{metric} {new:.4f} vs live {live:.4f}"
+
+
+def _live_report(cfg: PipelineConfig, client) -> tuple[str | None, dict | None]:  # type: ignore[type-arg]
+    raw = client.get(keys.live_key(cfg.namespace))
+    live = raw.decode() if raw else None
+    path = cfg.model_dir(live) / "metrics.json" if live else None
+    return live, json.loads(path.read_text()) if path is not None and path.exists() else None
+
+
+def publish_model(
+    cfg: PipelineConfig, run_date: str, model: train.ExportedModel, gate: bool = True
+) -> dict[str, object]:
+    """Score and publish one exported model with the run date's events; gated on its metrics."""
     import redis
 
     t0 = time.perf_counter()
-    model = train.load_model(cfg, run_date)
-    source = ingest.load(cfg, run_date)
-    events = source.events
-    unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
-    topk = score_users(model, events, cfg.topk, unplayable, cfg.ann_min_items)
-    similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
-    playable = events[~events["video_id"].isin(unplayable)]
-    end = run_date_end_epoch_s(run_date)
-    popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)
-    by_category = category_popular(playable, source.videos, end, cfg.popular_window_days, cfg.topk)
     client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
+        live, live_report = _live_report(cfg, client)
+        new_report = (
+            json.loads((model.path / "metrics.json").read_text()) if (model.path / "metrics.json").exists() else None
+        )
+        ok, why = (
+            (True, "gate off")
+            if not gate or live == model.version
+            else gate_decision(new_report, live_report, cfg.gate_metric, cfg.gate_tolerance)
+        )
+        if not ok:
+            log.warning("publish %s held back: %s", model.version, why)
+            return {"version": model.version, "published": False, "reason": why, "live_version": live}
+        source = ingest.load(cfg, run_date)
+        events = source.events
+        unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
+        topk = score_users(model, events, cfg.topk, unplayable, cfg.ann_min_items)
+        similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
+        playable = events[~events["video_id"].isin(unplayable)]
+        end = run_date_end_epoch_s(run_date)
+        popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)
+        by_category = category_popular(playable, source.videos, end, cfg.popular_window_days, cfg.topk)
         meta = publish_version(
             client,
             cfg.namespace,
@@ -335,7 +377,25 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         )
     finally:
         client.close()
-    summary = {**meta, "namespace": cfg.namespace, "seconds": round(time.perf_counter() - t0, 2)}
+    return {**meta, "published": True, "reason": why, "namespace": cfg.namespace,
+            "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
+    """The nightly publish step: the run date's model, gated against the live one."""
+    summary = publish_model(cfg, run_date, train.load_model(cfg, run_date), gate=gate and cfg.publish_gate)
     write_json(cfg.partition(run_date, "publish") / "summary.json", summary)
     log.info("publish %s: %s", run_date, summary)
     return summary
+
+
+def rollback(client, ns: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Point ``live`` back at the newest other published version whose keys are still there."""
+    raw = client.get(keys.live_key(ns))
+    live = raw.decode() if raw else None
+    for candidate in (v.decode() for v in client.zrevrange(keys.versions_key(ns), 0, -1)):
+        if candidate != live and client.exists(keys.meta_key(ns, candidate)):
+            client.set(keys.live_key(ns), candidate)
+            log.warning("rolled %s back from %s to %s", ns, live, candidate)
+            return {"namespace": ns, "from": live, "to": candidate}
+    raise PublishError(f"no earlier version of {ns} is still in Redis to roll back to (live: {live})")

@@ -49,27 +49,37 @@ dag = bag.dags.get("vidrec_nightly")
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dags": sorted(bag.dags),
-    "tags": sorted(dag.tags) if dag else [],
-    "retries": {t.task_id: t.retries for t in dag.tasks} if dag else {},
+    "tags": {d.dag_id: sorted(d.tags) for d in bag.dags.values()},
+    "doc": {d.dag_id: bool(d.doc_md) for d in bag.dags.values()},
+    "retries": {f"{d.dag_id}.{t.task_id}": t.retries for d in bag.dags.values() for t in d.tasks},
+    "task_docs": {f"{d.dag_id}.{t.task_id}": bool(t.doc_md) for d in bag.dags.values() for t in d.tasks},
+    "schedules": {d.dag_id: type(d.timetable).__name__ for d in bag.dags.values()},
     "order": {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} if dag else {},
+    "train_order": {t.task_id: sorted(t.downstream_task_ids) for t in bag.dags["vidrec_train"].tasks},
 }))
 """
     out = subprocess.run([sys.executable, "-c", code], env=_airflow_env(airflow_home), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}
-    assert info["dags"] == ["vidrec_nightly"]
-    assert "vidrec" in info["tags"]
+    assert info["dags"] == ["vidrec_nightly", "vidrec_publish", "vidrec_train"]
+    assert all("vidrec" in tags for tags in info["tags"].values())
+    assert all(info["doc"].values()) and all(info["task_docs"].values()), info["task_docs"]
     assert all(r >= 1 for r in info["retries"].values())  # production retries
+    assert info["schedules"]["vidrec_train"] == info["schedules"]["vidrec_publish"] == "NullTimetable"  # manual
+    assert info["train_order"]["validate"] == ["ingest"]
+    assert info["train_order"]["evaluate"] == ["publish_requested"]
+    assert info["train_order"]["publish_requested"] == ["publish"]
     assert info["order"]["ingest"] == ["frame_features_shard", "text_features"]
     assert info["order"]["frame_shards"] == ["frame_features_shard"]  # the mapped shards
     assert info["order"]["frame_features_shard"] == ["frame_features"]  # then the reduce
     assert info["order"]["dataset"] == ["train"] and info["order"]["evaluate"] == ["publish"]
 
 
-def test_dag_parse_does_not_import_heavy_libraries(airflow_home):
+@pytest.mark.parametrize("dag_file", ["vidrec_nightly.py", "vidrec_train.py", "vidrec_publish.py"])
+def test_dag_parse_does_not_import_heavy_libraries(airflow_home, dag_file):
     code = (
-        "import sys, runpy; runpy.run_path('dags/vidrec_nightly.py'); "
+        f"import sys, runpy; runpy.run_path('dags/{dag_file}'); "
         "bad = [m for m in ('tensorflow', 'torch', 'cv2', 'pandas') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -106,6 +116,53 @@ def test_airflow_dags_test_runs_the_nightly_flow(airflow_home, tmp_path, redis_u
         summary = json.loads((workdir / "runs" / RUN_DATE / "publish" / "summary.json").read_text())
         assert redis_client.get(keys.live_key(ns)).decode() == summary["version"]
         assert summary["users"] == 60
+    finally:
+        for key in redis_client.scan_iter(match=f"vidrec:{ns}:*"):
+            redis_client.unlink(key)
+
+
+def _dags_test(airflow_home, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(REPO / ".venv/bin/airflow"), "dags", "test", dag_id, RUN_DATE, "--conf", json.dumps(conf)],
+        env=_airflow_env(airflow_home, VIDREC_TASK_RETRIES="0"),
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+
+
+@pytest.mark.slow
+def test_vidrec_train_with_params_then_publish_and_rollback(airflow_home, tmp_path, redis_url, redis_client):
+    from pipelines.demo_data import DemoConfig, write_demo_source
+    from pipelines.publish import TopK, publish_version
+
+    source, workdir = tmp_path / "source", tmp_path / "work"
+    write_demo_source(DemoConfig(num_videos=24, num_users=60, seed=5), source)
+    ns = f"test-train-{uuid.uuid4().hex[:8]}"
+    base = {"source": str(source), "workdir": str(workdir), "namespace": ns, "redis_url": redis_url}
+    try:
+        # a bad param fails at once, before any task has written anything
+        bad = _dags_test(airflow_home, "vidrec_train", {**base, "epochs": 0})
+        assert bad.returncode != 0 and not (workdir / "runs").exists()
+
+        out = _dags_test(airflow_home, "vidrec_train", {**base, "epochs": 2, "fusion": "weighted_sum", "publish": True})
+        log = out.stdout + out.stderr
+        assert out.returncode == 0 and "new_state=failed" not in log, log[-4000:]
+        runs = workdir / "runs" / RUN_DATE
+        assert (runs / "evaluate" / "report.html").exists() and (runs / "evaluate" / "report.json").exists()
+        version = json.loads((runs / "train" / "model.json").read_text())["version"]
+        fusion = json.loads((workdir / "models" / version / "fusion.json").read_text())
+        assert fusion["fusion"] == "weighted_sum" and fusion["mean_modality_weights"]
+        assert redis_client.get(keys.live_key(ns)).decode() == version
+
+        # another version goes live; vidrec_publish puts the trained one back by name, then rolls back
+        publish_version(redis_client, ns, "20260101-00000000", TopK(["u"], [["v"]], [[1.0]]), (["v"], [1.0]), 600)
+        out = _dags_test(airflow_home, "vidrec_publish", {**base, "version": version})
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        assert redis_client.get(keys.live_key(ns)).decode() == version
+        out = _dags_test(airflow_home, "vidrec_publish", {**base, "rollback": True})
+        assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+        assert redis_client.get(keys.live_key(ns)).decode() == "20260101-00000000"
     finally:
         for key in redis_client.scan_iter(match=f"vidrec:{ns}:*"):
             redis_client.unlink(key)

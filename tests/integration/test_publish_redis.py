@@ -102,3 +102,29 @@ def test_old_versions_are_unlinked_after_the_grace_period(redis_client, namespac
     # republishing the live version keeps "mid" as the rollback target, even past the grace period
     meta = publish_version(redis_client, namespace, "new", _topk(), pop, 600, now=5000.0, grace_seconds=100)
     assert meta["removed_versions"] == [] and redis_client.exists(keys.user_key(namespace, "mid", "u1"))
+
+
+def test_gate_holds_back_a_worse_model():
+    from pipelines.publish import gate_decision
+
+    def rep(v, protocol="global_time"):
+        return {"protocol": protocol, "metrics": {"two_tower": {"ndcg@10": v}}}
+
+    assert gate_decision(rep(0.30), rep(0.31), "ndcg@10", 0.0)[0] is False
+    ok, why = gate_decision(rep(0.30), rep(0.31), "ndcg@10", 0.02)
+    assert ok and "vs live" in why
+    assert gate_decision(rep(0.30), None, "ndcg@10", 0.0) == (True, "no live model with a report to compare against")
+    assert gate_decision(rep(0.1), rep(0.5, "user_time"), "ndcg@10", 0.0)[0] is True  # not comparable
+    assert "below the live model's 0.3100" in gate_decision(rep(0.30), rep(0.31), "ndcg@10", 0.0)[1]
+
+
+def test_rollback_moves_live_to_the_previous_version(redis_client, namespace):
+    from pipelines.publish import rollback
+
+    publish_version(redis_client, namespace, "a", _topk(), (["v1"], [1.0]), 600, now=100.0)
+    publish_version(redis_client, namespace, "b", _topk(), (["v1"], [1.0]), 600, now=200.0)
+    assert rollback(redis_client, namespace) == {"namespace": namespace, "from": "b", "to": "a"}
+    assert redis_client.get(keys.live_key(namespace)) == b"a"
+    redis_client.unlink(keys.meta_key(namespace, "b"))  # b's keys gone: nothing to roll back to
+    with pytest.raises(PublishError, match="no earlier version"):
+        rollback(redis_client, namespace)

@@ -1,0 +1,61 @@
+"""
+### vidrec_publish
+
+Publish a named model version, or roll back. Trigger by hand:
+
+* `{"version": "20261128-1a2b3c4d"}`: score every active user with that exported model
+  (`<workdir>/models/<version>/`) and the events of `run_date`, write, verify and flip.
+  Not gated unless `gate` is true (publishing by name is a deliberate choice).
+* `{"rollback": true}`: point the live pointer back at the newest earlier version whose keys are
+  still in Redis. One command; no scoring.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+PARAMS = {
+    "version": Param(None, type=["null", "string"], pattern=r"^[0-9]{8}-[0-9a-f]{8}$", description="Model version to publish"),
+    "rollback": Param(False, type="boolean", description="Roll back to the previous version instead"),
+    "gate": Param(False, type="boolean", description="Refuse a version worse than the live one on NDCG@10"),
+    "source": Param("var/demo-source", type="string", description="Data-contract folder the model was trained on"),
+    "workdir": Param("var/work", type="string", description="Holds models/<version>/ and the ingest partitions"),
+    "run_date": Param(
+        None, type=["null", "string"], format="date",
+        description="Whose ingested events to score with (YYYY-MM-DD); default: the run's logical date",
+    ),  # fmt: skip
+    "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
+    "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),
+}  # fmt: skip
+
+
+@task(doc_md="Publish the named version (write, verify, flip) or roll back the live pointer.")
+def publish_or_rollback(params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    from pipelines.dag_support import publish_named
+
+    return publish_named(params, logical_date)
+
+
+@dag(
+    dag_id="vidrec_publish",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["vidrec", "publish"],
+    params=PARAMS,
+    doc_md=__doc__,
+    default_args={
+        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
+    },
+)
+def vidrec_publish() -> None:
+    publish_or_rollback()
+
+
+vidrec_publish()

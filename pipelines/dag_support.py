@@ -1,0 +1,81 @@
+"""What the DAG files share: typed configs from Airflow params and one-step runners.
+
+Only the standard library at import time: DAG files import this at parse time, and the
+scheduler parses them often. Everything heavy is imported inside the functions (in the task).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODEL_PARAMS = (
+    "fusion", "user_pooling", "embedding_dim", "max_history", "epochs", "learning_rate", "temperature",
+    "completion_weighting", "use_user_id", "early_stopping_patience",
+)  # fmt: skip
+
+
+def run_date_of(params: dict[str, Any], logical_date: Any) -> str:
+    run_date = params.get("run_date") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
+    if not run_date:
+        raise ValueError("no run date: this run has no logical date; trigger it with the run_date param")
+    return str(run_date)
+
+
+def config_from_params(params: dict[str, Any]) -> Any:
+    """The typed, validated ``PipelineConfig``; raises ValueError naming a bad param."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from pipelines.config import PipelineConfig
+
+    cfg = PipelineConfig(
+        source=Path(params["source"]),
+        workdir=Path(params["workdir"]),
+        namespace=params.get("namespace", "demo"),
+        redis_url=params.get("redis_url", "redis://127.0.0.1:6379/0"),
+        frame_shards=int(params.get("frame_shards", 2)),
+        protocol=params.get("protocol", "global_time"),
+        publish_gate=bool(params.get("publish_gate", True)),
+    )
+    overrides = {name: params[name] for name in MODEL_PARAMS if params.get(name) is not None}
+    try:
+        return replace(cfg, model=replace(cfg.model, **overrides))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid model params {overrides}: {exc}") from exc
+
+
+def run_step(step: str, params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
+    """Run one pipeline step for the run date (heavy imports happen inside the step)."""
+    from pipelines.nightly import run_nightly
+
+    return run_nightly(config_from_params(params), run_date_of(params, logical_date), steps=(step,))[step]
+
+
+def validate(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
+    """Fail before any work: the config must build and the source folder must exist."""
+    from dataclasses import asdict
+
+    cfg = config_from_params(params)
+    run_date = run_date_of(params, logical_date)
+    if not cfg.source.is_dir():
+        raise ValueError(f"source {cfg.source} is not a folder")
+    return {"run_date": run_date, "model": asdict(cfg.model), "protocol": cfg.protocol}
+
+
+def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
+    """Publish ``params['version']`` (a folder under <workdir>/models), or roll back when asked."""
+    import redis
+
+    from pipelines import publish, train
+
+    cfg = config_from_params(params)
+    if params.get("rollback"):
+        client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        try:
+            return publish.rollback(client, cfg.namespace)
+        finally:
+            client.close()
+    if not params.get("version"):
+        raise ValueError("give the version to publish (a folder under <workdir>/models), or rollback=true")
+    model = train.load_model_version(cfg, params["version"])
+    return publish.publish_model(cfg, run_date_of(params, logical_date), model, gate=bool(params.get("gate", False)))
