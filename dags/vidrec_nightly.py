@@ -12,11 +12,10 @@ Heavy libraries (TensorFlow, PyTorch, OpenCV) are imported inside the tasks, nev
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
+
+from pipelines.dag_support import default_args
 
 # Data-aware scheduling: the features and the model are assets other DAGs can be scheduled on.
 FEATURES = Asset("vidrec://features", extra={"what": "frame and text embeddings of the catalogue"})
@@ -113,10 +112,7 @@ def _reduce_frame_features(params: dict, logical_date: object) -> dict:
     doc_md=__doc__,
     # Retries from the environment: production keeps the defaults; `dags test` in the demo and the
     # tests sets VIDREC_TASK_RETRIES=0 so a failure ends the run instead of waiting 5 minutes.
-    default_args={
-        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
-    },
+    default_args=default_args(),
 )
 def vidrec_nightly() -> None:
     t = {step: _step_task(step)() for step in STEP_DOCS if step != "frame_features"}

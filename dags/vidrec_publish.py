@@ -12,11 +12,10 @@ Publish a named model version, or roll back. Trigger by hand:
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
+
+from pipelines.dag_support import default_args
 
 PARAMS = {
     "version": Param(None, type=["null", "string"], pattern=r"^[0-9]{8}-[0-9a-f]{8}$", description="Model version to publish"),
@@ -49,10 +48,7 @@ def publish_or_rollback(params: dict, logical_date=None) -> dict:  # type: ignor
     tags=["vidrec", "publish"],
     params=PARAMS,
     doc_md=__doc__,
-    default_args={
-        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
-    },
+    default_args=default_args(),
 )
 def vidrec_publish() -> None:
     publish_or_rollback()

@@ -15,11 +15,10 @@ like the nightly publish (a model worse than the live one is not published).
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
+
+from pipelines.dag_support import default_args
 
 MODEL = Asset("vidrec://model")
 
@@ -80,10 +79,7 @@ def publish_requested(params: dict) -> bool:  # type: ignore[type-arg]
     tags=["vidrec", "training"],
     params=PARAMS,
     doc_md=__doc__,
-    default_args={
-        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
-    },
+    default_args=default_args(),
 )
 def vidrec_train() -> None:
     docs = {

@@ -14,6 +14,18 @@ MODEL_PARAMS = (
 )  # fmt: skip
 
 
+def default_args() -> dict[str, Any]:
+    """Task retries for every vidrec DAG: twice, 5 minutes apart, unless the environment says
+    otherwise (the demo and the tests set VIDREC_TASK_RETRIES=0 so a failure ends at once)."""
+    import os
+    from datetime import timedelta
+
+    return {
+        "retries": int(os.environ.get("VIDREC_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=int(os.environ.get("VIDREC_RETRY_DELAY_SECONDS", "300"))),
+    }
+
+
 def run_date_of(params: dict[str, Any], logical_date: Any) -> str:
     run_date = params.get("run_date") or (logical_date.strftime("%Y-%m-%d") if logical_date else None)
     if not run_date:
