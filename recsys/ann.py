@@ -45,13 +45,18 @@ class IVFIndex:
             extra = max((len(x) for x in excl), default=0)
             k_search = min(n_items, k + extra)
             scores, idx = self.index.search(np.ascontiguousarray(user_vectors[s:e], np.float32), k_search)
-            for row in range(e - s):
-                keep = idx[row] >= 0
-                if len(excl[row]):
-                    keep &= ~np.isin(idx[row], excl[row])
-                got_i, got_s = idx[row][keep][:k], scores[row][keep][:k]
-                idx_out[s + row, : len(got_i)] = got_i
-                sc_out[s + row, : len(got_s)] = got_s
+            keep = idx >= 0
+            if extra:
+                # (row, item) pairs as one int64 key each, so the exclusion test is one vectorised isin
+                lens = np.fromiter((len(x) for x in excl), np.int64, count=len(excl))
+                banned = np.repeat(np.arange(e - s, dtype=np.int64), lens) * n_items + np.concatenate(
+                    [np.asarray(x, np.int64) for x in excl]
+                )
+                keep &= ~np.isin(np.arange(e - s, dtype=np.int64)[:, None] * n_items + idx, banned)
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept entries first, in score order
+            kept = np.take_along_axis(keep, order, axis=1)
+            idx_out[s:e] = np.where(kept, np.take_along_axis(idx, order, axis=1), -1)
+            sc_out[s:e] = np.where(kept, np.take_along_axis(scores, order, axis=1), -np.inf)
         return idx_out, sc_out
 
 
