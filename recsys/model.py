@@ -21,6 +21,7 @@ before the first import, since TFRS needs Keras 2 (tf-keras).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -436,7 +437,8 @@ def train_two_tower(
     callbacks = []
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
         callbacks.append(_early_stop_callback(tf, validation, item_tower, user_tower, content.num_items, cfg))
-    fit = model.fit(data, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+    # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
+    fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
     history = {k: list(map(float, v)) for k, v in fit.history.items()}
     if callbacks:
         history.update(callbacks[0].summary())
