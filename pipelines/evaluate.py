@@ -112,6 +112,11 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
             f"two_tower: {training['epochs_run']} epochs run, best epoch {training['best_epoch']} "
             f"(validation NDCG@10 {max(training['val_ndcg@10']):.4f} over {training['validation_users']} users, "
             "held out from training)"
+            + (
+                f"; refit on all training events for {training['refit_epochs']} epochs"
+                if training.get("refit_epochs")
+                else ""
+            )
         )
     als = (report.get("baseline_tuning") or {}).get("als")
     if als and als.get("grid"):
@@ -225,7 +230,8 @@ def _training_summary(model: train.ExportedModel) -> dict[str, object]:
     path = model.path / "train_history.json"
     hist = json.loads(path.read_text()) if path.exists() else {}
     return {
-        "epochs_run": len(hist.get("loss", [])),
+        "epochs_run": len(hist.get("fit_loss") or hist.get("loss", [])),
+        "refit_epochs": len(hist["loss"]) if hist.get("refit") else None,
         "best_epoch": (hist.get("best_epoch") or [None])[0],
         "validation_users": (hist.get("validation_users") or [0])[0],
         "loss": hist.get("loss", []),

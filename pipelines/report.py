@@ -313,7 +313,9 @@ def render_html(
 <body>
 <h1>{_esc(title)}</h1>
 <p>Model version <b>{_esc(report["model_version"])}</b>, run date {_esc(report["run_date"])}. Data set
-<code>{_esc(report["data_source"])}</code>. Protocol <b>{_esc(report["protocol"])}</b>: {_esc(report["protocol_detail"])}.
+<code>{_esc(report["data_source"])}</code>. Protocol <b>{_esc(report["protocol"])}</b>: {
+        _esc(report["protocol_detail"])
+    }.
 Users evaluated: <b>{report["users_evaluated"]}</b> of {report["users_total"]}; train events {report["train_events"]},
 test events {report["test_events"]}. Each cell is the mean over evaluated users ± its standard error.</p>
 <h2>Model and baselines</h2>
@@ -329,7 +331,13 @@ bottom/top third of evaluated users by training events.</p>
 <div class="charts">{coverage}{popularity}</div>
 <h2>Training</h2>
 <p>{training.get("epochs_run", "?")} epochs run, best epoch {training.get("best_epoch", "?")} by validation NDCG@10
-({training.get("validation_users", 0)} users' last training events held out).</p>
+({training.get("validation_users", 0)} users' last training events held out){
+        "; then refit on all training events for "
+        + str(training["refit_epochs"])
+        + " epochs (the loss curve is the refit's)"
+        if training.get("refit_epochs")
+        else ""
+    }.</p>
 <div class="charts">{train_charts}</div>
 <h2>Fusion and modality ablation</h2>
 <div class="charts">{fusion_html}</div>

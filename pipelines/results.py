@@ -186,7 +186,8 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
         lines.append(
             f"Early stopping: {t['epochs_run']} epochs run, best epoch {t['best_epoch']} by NDCG@10 on "
             f"{t['validation_users']} users' held-out training events "
-            f"({', '.join(f'{v:.3f}' for v in t['val_ndcg@10'])})."
+            f"({', '.join(f'{v:.3f}' for v in t['val_ndcg@10'])})"
+            + (f"; then refit on all training events for {t['refit_epochs']} epochs." if t.get("refit_epochs") else ".")
         )
     als = (report.get("baseline_tuning") or {}).get("als")
     if als and als.get("grid"):

@@ -8,8 +8,9 @@ Export (``<workdir>/models/<version>/``): ``user_tower/`` (SavedModel, signature
 
 Early stopping: each user's last ``validation_fraction`` of training events (by time) are held
 out of fitting; NDCG@10 on them (ranking every video but the user's fitting events) is measured
-after each epoch, and the best epoch's weights are exported. The exported user tower still reads
-every training event as history when it scores, so the held-out events are not lost to users.
+after each epoch and training stops on a plateau. With ``refit_after_validation`` (default) the
+model is then trained again, same seed, on all training events for the best epoch count, so the
+latest events are learned from too; otherwise the best epoch's weights are exported.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,16 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     t0 = time.perf_counter()
     examples, validation = fit_and_validation(ds, cfg.model)
     result = train_two_tower(cfg.model, ds.content, len(ds.users), examples, validation)
+    if validation is not None and cfg.model.refit_after_validation:
+        # The validation events are each user's latest training events, the closest to what comes
+        # next: refit on all training events for the epoch count early stopping chose.
+        best = int(result.history["best_epoch"][0])
+        all_examples = make_examples(ds.split.train, len(ds.items), cfg.model.max_history)
+        refit_cfg = replace(cfg.model, epochs=best, early_stopping_patience=0)
+        refit = train_two_tower(refit_cfg, ds.content, len(ds.users), all_examples)
+        history = {**result.history, "fit_loss": result.history["loss"], "loss": refit.history["loss"], "refit": [1.0]}
+        result = replace(result, item_tower=refit.item_tower, user_tower=refit.user_tower, history=history)
+        examples = all_examples
 
     version = cfg.model_version(run_date)
     final = cfg.model_dir(version)
@@ -117,7 +128,8 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "version": version,
         "examples": len(examples.item),
         "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
-        "epochs_run": len(result.history.get("loss", [])),
+        "epochs_run": len(result.history.get("fit_loss") or result.history.get("loss", [])),
+        "refit_epochs": len(result.history["loss"]) if result.history.get("refit") else None,
         "best_epoch": (result.history.get("best_epoch") or [None])[0],
         "validation_users": (result.history.get("validation_users") or [0])[0],
         "val_ndcg@10": max(result.history["val_ndcg@10"]) if result.history.get("val_ndcg@10") else None,

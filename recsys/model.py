@@ -60,6 +60,8 @@ class TwoTowerConfig:
     """Stop after this many epochs without a better validation NDCG@10 (0: train all epochs)."""
     validation_fraction: float = 0.1
     """Each user's last share of training events (by time) held out for early stopping (0: none)."""
+    refit_after_validation: bool = True
+    """After early stopping, train again on all training events for the best epoch count."""
     batch_size: int = 256
     learning_rate: float = 0.003
     temperature: float = 0.1
