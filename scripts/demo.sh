@@ -54,10 +54,13 @@ r = json.load(open(sys.argv[1]))
 print(f"   model {r['model_version']}: protocol {r['protocol']}, {r['users_evaluated']} users evaluated")
 for name, m in r["metrics"].items():
     print(f"   {name:<11} recall@10 {m['recall@10']:.3f} ± {m['recall@10_se']:.3f}   ndcg@10 {m['ndcg@10']:.3f} ± {m['ndcg@10_se']:.3f}")
+pub = json.load(open(sys.argv[1].replace("/evaluate/report.json", "/publish/summary.json")))
+print(f"   publish: {'published ' + pub['version'] if pub.get('published') else 'held back'} ({pub.get('reason')})")
+print(f"   report: {sys.argv[1].replace('.json', '.html')}")
 PY
 
 echo "== 4/5 API on 127.0.0.1:$port"
-VIDREC_REDIS_URL="$redis_url" VIDREC_NAMESPACE="$namespace" \
+VIDREC_REDIS_URL="$redis_url" VIDREC_NAMESPACE="$namespace" VIDREC_MODEL_ROOT="$workdir/models" \
   "$vidrec" serve --host 127.0.0.1 --port "$port" >var/demo-api.log 2>&1 &
 api_pid=$!
 for _ in $(seq 1 100); do
