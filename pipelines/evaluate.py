@@ -4,8 +4,9 @@ Protocols (``cfg.protocol``; see ``recsys.split``): global_time (default for the
 user_time (each user's last 20% by time), leave_last_out, and random (the TFRS basic-retrieval
 tutorial's 80/20; nothing excluded from the ranking). For the first three, each evaluated user's
 history is their training events, their relevant items are test videos they had not watched in
-training, and every video is ranked except their training videos. Users with no training event
-or nothing relevant are not evaluated (counted). Popularity ranks by training watch count
+training, and every video is ranked except their training videos. Under every protocol, videos
+whose media file was quarantined as unplayable are neither ranked nor relevant (publish never
+serves them). Users with no training event or nothing relevant are not evaluated (counted). Popularity ranks by training watch count
 and the other baselines (item-kNN, ALS, content-only; ``recsys.baselines``) go through the same
 ranking and metric code. Metrics: Recall, NDCG, HitRate, MRR at K in
 {10, 20, 50} with standard errors over users; coverage, novelty and popularity of the lists.
@@ -149,6 +150,7 @@ def evaluate_model(
     """The report for one exported model (and, optionally, the baselines) on the dataset's split."""
     split = ds.split
     users, exclude, relevant = evaluation_targets(split.train, split.test, split.excludes_train_items)
+    users, exclude, relevant = drop_unservable(users, exclude, relevant, unservable_items(cfg, run_date, ds))
     if len(users) == 0:
         raise ValueError("no user has events on both sides of the split: lower test_fraction or add events")
     hist, weight = last_history(
@@ -200,6 +202,33 @@ def evaluate_model(
         "model_config": asdict(model.config),
         "training": _training_summary(model),
     }
+
+
+def unservable_items(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) -> np.ndarray:
+    """Indices of videos publish never serves (media quarantined as unplayable)."""
+    from pipelines import frame_features
+
+    try:
+        bad = set(frame_features.load_quarantine(cfg, run_date)["video_id"])
+    except FileNotFoundError:
+        return np.zeros(0, np.int64)
+    return np.array(sorted(i for i, v in enumerate(ds.items) if v in bad), np.int64)
+
+
+def drop_unservable(
+    users: np.ndarray, exclude: list[np.ndarray], relevant: list[set[int]], blocked: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray], list[set[int]]]:
+    """Rank as publish does: unservable videos are never ranked and never count as relevant
+    (users left with nothing relevant are not evaluated)."""
+    if len(blocked) == 0:
+        return users, exclude, relevant
+    gone = set(blocked.tolist())
+    keep = [r for r, rel in enumerate(relevant) if rel - gone]
+    return (
+        users[keep],
+        [np.union1d(exclude[r], blocked) for r in keep],
+        [relevant[r] - gone for r in keep],
+    )
 
 
 def example_users(

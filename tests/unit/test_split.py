@@ -65,3 +65,15 @@ def test_validation_split_comes_from_training_events_only():
     # per user, every validation event is later than every fitting event
     for user, group in held_out.groupby("user_id"):
         assert group["ts"].min() > fit[fit["user_id"] == user]["ts"].max()
+
+
+def test_unservable_videos_are_neither_ranked_nor_relevant():
+    from pipelines.evaluate import drop_unservable
+
+    users = np.array([0, 1, 2])
+    exclude = [np.array([5]), np.array([], np.int64), np.array([1])]
+    relevant = [{3, 9}, {9}, {4}]
+    u, e, r = drop_unservable(users, exclude, relevant, np.array([9]))
+    # user 1's only relevant video is unservable: not evaluated; the others never see video 9
+    assert u.tolist() == [0, 2] and r == [{3}, {4}]
+    assert [x.tolist() for x in e] == [[5, 9], [1, 9]]
