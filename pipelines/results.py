@@ -126,6 +126,8 @@ def run_experiment(exp: Experiment, var: Path) -> None:
         if main(cmd) != 0:
             raise RuntimeError(f"experiment {exp.name}: `vidrec {shlex.join(cmd)}` failed")
         done.append({"command": "vidrec " + shlex.join(cmd), "seconds": round(time.perf_counter() - t0, 1)})
+        # written after every command, so an interrupted experiment still renders what it ran
+        (out / "commands.json").write_text(json.dumps(done, indent=2))
         work = _workdir(cmd)
         if cmd[0] == "tune" and work is not None:
             best = json.loads((work / "tuning" / f"{RUN_DATE}-{cmd[cmd.index('--protocol') + 1]}.json").read_text())
