@@ -264,12 +264,18 @@ def render(var: Path, names: list[str]) -> str:
         if exp.name not in names:
             continue
         out = var / "reports" / exp.name
-        if not (out / "commands.json").exists():
-            continue
-        lines += [f"## {exp.title}", "", exp.about, "", "Commands, as run:", "", "```"]
-        for c in json.loads((out / "commands.json").read_text()):
-            lines.append(f"{c['command']}    # {c['seconds']} s")
-        lines += ["```", ""]
+        if (out / "commands.json").exists():
+            ran = [f"{c['command']}    # {c['seconds']} s" for c in json.loads((out / "commands.json").read_text())]
+            heading = "Commands, as run:"
+        else:
+            # An interrupted experiment: the commands that produced the reports present, as defined
+            # in this module (their timings were not recorded).
+            done = [int(i) for i, label in exp.reports.items() if (out / f"report-{label}.json").exists()]
+            if not done:
+                continue
+            ran = ["vidrec " + shlex.join(c) for c in exp.commands[: max(done) + 1]]
+            heading = "Commands run (the experiment was interrupted after these; timings not recorded):"
+        lines += [f"## {exp.title}", "", exp.about, "", heading, "", "```", *ran, "```", ""]
         for label in exp.reports.values():
             path = out / f"report-{label}.json"
             if path.exists():
