@@ -11,6 +11,8 @@ import subprocess
 import httpx
 import redis
 
+from pipelines.publish import unlink_matching
+
 RAW_PREFIX = "vidrec:bench-raw:"
 
 
@@ -40,12 +42,5 @@ def raw_get(url: str, requests: int, keyspace: int, clients: int):  # type: igno
 
 def cleanup(url: str) -> None:
     client = redis.Redis.from_url(url)
-    batch = []
-    for key in client.scan_iter(match=f"{RAW_PREFIX}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
+    unlink_matching(client, f"{RAW_PREFIX}*", 5000)
     client.close()

@@ -28,7 +28,7 @@ import redis
 
 from benchmarks._redis import cleanup, raw_set
 from benchmarks._report import report
-from pipelines.publish import TopK, publish_version
+from pipelines.publish import TopK, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
 from recsys.metrics import topk_with_exclusions
 
@@ -82,8 +82,7 @@ def main() -> None:
     redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
     ensure_redis(redis_url, Path("var/state"))
     client = redis.Redis.from_url(redis_url, socket_timeout=60)
-    for key in client.scan_iter(match=f"vidrec:{NS}:*", count=5000):
-        client.unlink(key)
+    unlink_matching(client, f"vidrec:{NS}:*", 5000)
     mem_before = int(client.info("memory")["used_memory"])
     t0 = time.perf_counter()
     meta = publish_version(client, NS, "bench-1", topk, (item_ids[:100], [1.0] * 100), ttl_seconds=3600)
@@ -95,8 +94,7 @@ def main() -> None:
         raw_rps = raw_set(redis_url, value_bytes, args.users, args.users, pipeline=1000)["rps"]
     finally:
         cleanup(redis_url)
-        for key in client.scan_iter(match=f"vidrec:{NS}:*", count=5000):
-            client.unlink(key)
+        unlink_matching(client, f"vidrec:{NS}:*", 5000)
 
     report(
         "publish",

@@ -33,7 +33,7 @@ import redis
 
 from benchmarks._redis import cleanup, raw_get, raw_set
 from benchmarks._report import report
-from pipelines.publish import TopK, publish_version
+from pipelines.publish import TopK, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
 from recsys import keys
 
@@ -133,8 +133,7 @@ def main() -> None:
         raw = raw_get(redis_url, 200_000, args.users, args.concurrency)
     finally:
         cleanup(redis_url)
-        for key in client.scan_iter(match=f"vidrec:{NS}:*", count=1000):
-            client.unlink(key)
+        unlink_matching(client, f"vidrec:{NS}:*", 5000)
     report(
         "serving",
         [

@@ -283,6 +283,19 @@ def count_existing(client, key_list: list[str]) -> int:
     return sum(int(n) for n in raw_calls(client, ([b"EXISTS", *(k.encode() for k in c)] for c in chunks)))
 
 
+def unlink_matching(client, pattern: str, batch: int = 1000) -> int:  # type: ignore[no-untyped-def]
+    """UNLINK every key matching ``pattern``, found with SCAN (never KEYS), ``batch`` keys per call."""
+    removed, pending = 0, []
+    for key in client.scan_iter(match=pattern, count=batch):
+        pending.append(key)
+        if len(pending) >= batch:
+            removed += client.unlink(*pending)
+            pending = []
+    if pending:
+        removed += client.unlink(*pending)
+    return removed
+
+
 def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batch: int = 1000) -> list[str]:
     """UNLINK every key of registered versions published before ``older_than``, except ``keep``.
 
@@ -293,14 +306,7 @@ def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batc
         version = raw.decode()
         if version in keep:
             continue
-        pending = []
-        for key in client.scan_iter(match=f"{keys.version_prefix(ns, version)}:*", count=batch):
-            pending.append(key)
-            if len(pending) >= batch:
-                client.unlink(*pending)
-                pending = []
-        if pending:
-            client.unlink(*pending)
+        unlink_matching(client, f"{keys.version_prefix(ns, version)}:*", batch)
         client.zrem(keys.versions_key(ns), version)
         removed.append(version)
     return removed

@@ -53,10 +53,10 @@ def redis_client(redis_url: str):
 def _delete_namespace(url: str, ns: str) -> None:
     import redis
 
+    from pipelines.publish import unlink_matching
+
     client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"vidrec:{ns}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        client.unlink(*keys[i : i + 1000])
+    unlink_matching(client, f"vidrec:{ns}:*")
     client.close()
 
 
