@@ -91,14 +91,21 @@ def encode_items(ids: Sequence[str], scores: Sequence[float]) -> bytes:
     return _HEADER.pack(MAGIC, n) + array("f", scores).tobytes() + joined.encode("utf-8")
 
 
-def decode_items(blob: bytes) -> list[tuple[str, float]]:
-    """Inverse of ``encode_items``: [(id, score), ...] best first."""
+def decode_items(blob: bytes, limit: int | None = None) -> list[tuple[str, float]]:
+    """Inverse of ``encode_items``: [(id, score), ...] best first; only the first ``limit`` when given."""
     magic, n = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError(f"not a vidrec list (magic {magic!r})")
     off = _HEADER.size
-    scores = struct.unpack_from(f"<{n}f", blob, off)
-    ids = blob[off + 4 * n :].decode("utf-8").split("\n") if n else []
+    if not n:
+        return []
+    text = blob[off + 4 * n :].decode("utf-8")
+    if limit is not None and limit < n:
+        ids = text.split("\n", limit)[:limit]  # the ids after the limit are not split
+        if len(ids) < limit:
+            raise ValueError(f"corrupt vidrec list: header says {n} items, found {len(ids)} ids")
+        return list(zip(ids, struct.unpack_from(f"<{limit}f", blob, off), strict=True))
+    ids = text.split("\n")
     if len(ids) != n:
         raise ValueError(f"corrupt vidrec list: header says {n} items, found {len(ids)} ids")
-    return list(zip(ids, scores, strict=True))
+    return list(zip(ids, struct.unpack_from(f"<{n}f", blob, off), strict=True))

@@ -32,9 +32,18 @@ class Metrics:
             "vidrec_events_accepted", "Watch events accepted by POST /v1/events", registry=self.registry
         )
 
+        # labelled children, looked up once per label set (labels() costs a few us per call)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method=method, route=route, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        key = (method, route, status)
+        if (pair := self._children.get(key)) is None:
+            pair = self._children[key] = (
+                self.requests.labels(method=method, route=route, status=str(status)),
+                self.latency.labels(route=route),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

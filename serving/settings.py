@@ -16,9 +16,14 @@ class Settings(BaseSettings):
     namespace: str = "demo"
     """Key namespace: vidrec:{namespace}:..., the same as the publish step's."""
     redis_timeout_seconds: float = Field(0.25, gt=0)
-    """Socket timeout of each Redis call: past it the request is served from the fallback."""
-    redis_max_connections: int = Field(64, ge=1)
-    """Bound on the connection pool; a request waits at most redis_timeout_seconds for one."""
+    """How long a request waits for a Redis connection, and as long again for the reply: past it
+    the request is served from the fallback."""
+    redis_connections: int = Field(2, ge=1, le=64)
+    """Connections per API process. Requests' commands are pipelined on them (round robin), so a
+    few carry tens of thousands of requests per second."""
+    redis_max_pending: int = Field(10_000, ge=1)
+    """Requests waiting on Redis per process; past it answers degrade at once (memory stays
+    bounded while Redis stalls)."""
     live_version_cache_seconds: float = Field(1.0, ge=0)
     """How long the live-version pointer is cached in process (saves a round trip per request)."""
     model_root: str = ""

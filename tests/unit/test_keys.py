@@ -27,3 +27,14 @@ def test_encoding_rejects_bad_input():
         keys.encode_items(["a\nb"], [1.0])
     with pytest.raises(ValueError, match="not a vidrec list"):
         keys.decode_items(b"XXX\x00\x00")
+
+
+def test_decoding_a_prefix():
+    blob = keys.encode_items(["a", "bb", "c"], [3.0, 2.0, 1.0])
+    assert keys.decode_items(blob, 2) == [("a", 3.0), ("bb", 2.0)]
+    assert keys.decode_items(blob, 0) == []
+    assert keys.decode_items(blob, 10) == keys.decode_items(blob)
+    truncated = blob[: -len(b"bb\nc")] + b"bb"  # header says 3, two ids present
+    assert keys.decode_items(truncated, 2) == [("a", 3.0), ("bb", 2.0)]
+    with pytest.raises(ValueError, match="corrupt"):
+        keys.decode_items(truncated, 3)
