@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m benchmarks.text_features
 	$(BIN)/python -m benchmarks.topk
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.serving --server granian
 	$(BIN)/python -m benchmarks.publish
 
 ## Rerun the reference experiments (demo, MovieLens) and regenerate docs/results.md (~40 min on 2 cores).

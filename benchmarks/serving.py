@@ -11,7 +11,8 @@
 
 Targets (issue 5): API throughput >= 25% of raw Redis; Redis p99 / API p99 >= 0.5. wrk, the API
 and Redis share this machine's cores, so the figures are a lower bound for a dedicated server.
-Needs ``wrk`` (Debian: ``apt install wrk``) and ``redis-benchmark`` (package redis-tools).
+``--server granian`` runs the same app under granian (Rust HTTP, single-threaded runtime) instead of
+uvicorn (uvloop + httptools). Needs ``wrk`` (Debian: ``apt install wrk``) and ``redis-benchmark`` (package redis-tools).
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ def publish(client: redis.Redis, users: int) -> int:
     return len(client.get(keys.user_key(NS, "bench-1", "u0")))
 
 
+# The API's own ASGI app under either server. `vidrec serve` runs uvicorn: on this machine granian
+# answered ~20% more requests per second but with a p99 ten times worse (see the closing notes).
+SERVERS = {
+    "uvicorn": lambda port, workers: [
+        sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        "--loop", "uvloop", "--http", "httptools",
+    ],
+    "granian": lambda port, workers: [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--log-level", "warning",
+        "--no-access-log", "serving.app:create_app",
+        "--runtime-threads", "1", "--runtime-mode", "st", "--blocking-threads", "1",
+    ],
+}  # fmt: skip
+
+
 def parse_ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -93,6 +111,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--server", choices=sorted(SERVERS), default="uvicorn")
     args = ap.parse_args()
     for tool in ("wrk", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -105,12 +124,7 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "VIDREC_REDIS_URL": redis_url, "VIDREC_NAMESPACE": NS}
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log",
-         "--loop", "uvloop", "--http", "httptools"],
-        env=env,
-    )  # fmt: skip
+    api = subprocess.Popen(SERVERS[args.server](port, args.workers), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -135,7 +149,7 @@ def main() -> None:
         cleanup(redis_url)
         unlink_matching(client, f"vidrec:{NS}:*", 5000)
     report(
-        "serving",
+        "serving" if args.server == "uvicorn" else f"serving-{args.server}",
         [
             {
                 "figure": "cache-hit requests per second",
@@ -163,7 +177,7 @@ def main() -> None:
             },
         ],
         {
-            "server": f"uvicorn {args.workers} worker(s), uvloop+httptools",
+            "server": f"{args.server} {args.workers} worker(s), uvloop",
             "client": "wrk -t1",
             "concurrency": args.concurrency,
             "users": args.users,

@@ -34,6 +34,7 @@ class Metrics:
 
         # labelled children, looked up once per label set (labels() costs a few us per call)
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._served: dict[tuple[str, bool], Counter] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -44,6 +45,12 @@ class Metrics:
             )
         pair[0].inc()
         pair[1].observe(seconds)
+
+    def count_served(self, source: str, degraded: bool) -> None:
+        key = (source, degraded)
+        if (child := self._served.get(key)) is None:
+            child = self._served[key] = self.served.labels(source=source, degraded=str(degraded).lower())
+        child.inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -12,7 +12,7 @@ Guarantees the routes rely on:
   hangs a request;
 * requests waiting on Redis are bounded (``max_pending`` per process); past it calls fail at once;
 * a lost connection fails its waiting calls at once and the next call reconnects (concurrent
-  callers share one attempt).
+  callers share one attempt); so does one on which no reply came for ``max(1 s, 4 x timeout)``.
 
 Pure Python + hiredis: no numpy, no TensorFlow (the cache-hit path imports this).
 """
@@ -37,16 +37,17 @@ def pack(args: tuple[Arg, ...] | list[Arg]) -> bytes:
     """One command in RESP2 (array of bulk strings)."""
     out = [b"*%d\r\n" % len(args)]
     for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%b\r\n" % (len(b), b))
+        if a.__class__ is not bytes:
+            a = (a if a.__class__ is str else str(a)).encode()  # type: ignore[union-attr]
+        out.append(b"$%d\r\n%b\r\n" % (len(a), a))  # type: ignore[arg-type]
     return b"".join(out)
 
 
 class _Waiter:
-    __slots__ = ("fut", "want", "replies")
+    __slots__ = ("fut", "want", "replies", "sent_at")
 
-    def __init__(self, fut: asyncio.Future, want: int) -> None:  # type: ignore[type-arg]
-        self.fut, self.want, self.replies = fut, want, []
+    def __init__(self, fut: asyncio.Future, want: int, sent_at: float) -> None:  # type: ignore[type-arg]
+        self.fut, self.want, self.replies, self.sent_at = fut, want, [], sent_at
 
 
 class _Connection(asyncio.Protocol):
@@ -57,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self.waiters: collections.deque[_Waiter] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.outbox: list[bytes] = []  # written once per event-loop turn: one syscall for many requests
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -88,9 +90,24 @@ class _Connection(asyncio.Protocol):
 
     def send(self, payload: bytes, want: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future:  # type: ignore[type-arg]
         fut = loop.create_future()
-        self.waiters.append(_Waiter(fut, want))
-        self.transport.write(payload)  # type: ignore[union-attr]
+        self.waiters.append(_Waiter(fut, want, loop.time()))
+        if not self.outbox:
+            loop.call_soon(self._flush)
+        self.outbox.append(payload)
         return fut
+
+    def drop_if_stalled(self, now: float, stall_seconds: float) -> None:
+        """Close the connection when its oldest request has waited ``stall_seconds``: Redis answers
+        in order, so nothing came back on it in that time (a stalled server, or a half-open TCP
+        connection that would otherwise hold every later request). The next call reconnects."""
+        if self.waiters and now - self.waiters[0].sent_at > stall_seconds and self.transport is not None:
+            self._fail(RedisUnavailable(f"no reply from Redis for {stall_seconds}s; reconnecting"))
+            self.transport.abort()
+
+    def _flush(self) -> None:
+        payload, self.outbox = b"".join(self.outbox), []
+        if not self.closed:
+            self.transport.write(payload)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,7 @@ class PipelinedRedis:
         self._target = parse_url(url)
         self._timeout = timeout
         self._max_pending = max_pending
+        self._stall_seconds = max(1.0, 4 * timeout)
         self._slots: list[_Connection | None] = [None] * connections
         self._connecting: list[asyncio.Future | None] = [None] * connections  # type: ignore[type-arg]
         self._next = 0
@@ -169,7 +187,7 @@ class PipelinedRedis:
             return await asyncio.wait_for(asyncio.shield(pending), self._timeout)
         except RedisUnavailable:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RedisUnavailable(f"no connection to Redis within {self._timeout}s") from None
         except (OSError, hiredis.ProtocolError) as exc:
             raise RedisUnavailable(f"cannot connect to Redis: {exc!r}") from exc
@@ -185,11 +203,12 @@ class PipelinedRedis:
         Raises RedisUnavailable on timeout, connection trouble, or an error reply.
         """
         conn = await self._connection()
-        if len(conn.waiters) >= self._max_pending:
-            raise RedisUnavailable(f"{self._max_pending} requests already waiting on Redis")
         loop = asyncio.get_running_loop()
+        if len(conn.waiters) >= self._max_pending:
+            conn.drop_if_stalled(loop.time(), self._stall_seconds)
+            raise RedisUnavailable(f"{self._max_pending} requests already waiting on Redis")
         fut = conn.send(b"".join([pack(c) for c in commands]), len(commands), loop)
-        timer = loop.call_later(self._timeout, _expire, fut, self._timeout)
+        timer = loop.call_later(self._timeout, self._expire, conn, fut)
         try:
             replies = await fut
         finally:
@@ -199,6 +218,11 @@ class PipelinedRedis:
                 raise RedisUnavailable(f"Redis replied with an error: {r}")
         return replies
 
+    def _expire(self, conn: _Connection, fut: asyncio.Future) -> None:  # type: ignore[type-arg]
+        if not fut.done():
+            fut.set_exception(RedisUnavailable(f"Redis did not answer within {self._timeout}s"))
+        conn.drop_if_stalled(asyncio.get_running_loop().time(), self._stall_seconds)
+
     async def execute(self, *args: Arg) -> object:
         return (await self.execute_many([args]))[0]
 
@@ -207,8 +231,3 @@ class PipelinedRedis:
             if conn is not None and conn.transport is not None:
                 conn.transport.close()
         self._slots = [None] * len(self._slots)
-
-
-def _expire(fut: asyncio.Future, timeout: float) -> None:  # type: ignore[type-arg]
-    if not fut.done():
-        fut.set_exception(RedisUnavailable(f"Redis did not answer within {timeout}s"))

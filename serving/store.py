@@ -63,7 +63,10 @@ class RedisTopKStore:
         round trip. Of the list, only the first ``needed`` + len(recent watches) items are decoded:
         enough to fill ``needed`` after those watches are filtered out."""
         raw, hist = await self._client.execute_many(
-            [("GET", keys.user_key(self._ns, version, user_id)), ("LRANGE", keys.hist_key(self._ns, user_id), 0, recent - 1)]
+            [
+                ("GET", keys.user_key(self._ns, version, user_id)),
+                ("LRANGE", keys.hist_key(self._ns, user_id), 0, recent - 1),
+            ]
         )
         watched = [h.decode() for h in hist]  # type: ignore[union-attr]
         return (keys.decode_items(raw, needed + len(watched)) if raw else None), watched  # type: ignore[arg-type]

@@ -219,3 +219,46 @@ def test_metrics_count_requests_and_sources(client):
     assert 'vidrec_served_lists_total{degraded="false",source="cache"} 1.0' in text
     assert 'vidrec_served_lists_total{degraded="false",source="popular"} 1.0' in text
     assert f"vidrec_http_request_seconds_count{{{route}}} 3.0" in text
+
+
+def test_fast_path_and_the_fastapi_route_answer_alike(client):
+    """Well-formed requests are answered by FastPath; a repeated parameter sends the same request
+    through FastAPI's route (the last value wins there): same status, same body."""
+    for user, query in [("u1", "k=2&exclude=v3"), ("stranger", "k=2"), ("u1", "k=3&exclude=")]:
+        fast = client.get(f"/v1/users/{user}/recommendations?{query}")
+        routed = client.get(f"/v1/users/{user}/recommendations?k=7&{query}")
+        assert fast.status_code == routed.status_code == 200
+        assert fast.json() == routed.json() and fast.headers["content-type"] == "application/json"
+
+
+def test_fast_path_accepts_only_what_validation_would_pass_unchanged():
+    from serving.app import FastPath
+    from serving.metrics import Metrics
+
+    async def handler(*_: object) -> bytes:
+        return b"{}"
+
+    fast = FastPath(lambda *_: None, handler, Settings(max_k=50, api_keys="k1"), Metrics())  # type: ignore[arg-type]
+
+    def accept(path: str, qs: bytes = b"", key: bytes | None = b"k1") -> object:
+        headers = [(b"x-api-key", key)] if key is not None else []
+        return fast._accept({"path": path, "query_string": qs, "headers": headers})
+
+    assert accept("/v1/users/u-1.a:b_c/recommendations") == ("u-1.a:b_c", 20, "")
+    assert accept("/v1/users/u1/recommendations", b"k=5&exclude=a%2Cb&other=1") == ("u1", 5, "a,b")
+    for path, qs in [
+        ("/v1/users/u1/recommendations", b"k=0"),
+        ("/v1/users/u1/recommendations", b"k=51"),
+        ("/v1/users/u1/recommendations", b"k=ten"),
+        ("/v1/users/u1/recommendations", b"k=%EF%BC%95"),  # a full-width digit
+        ("/v1/users/u1/recommendations", b"k=1&k=2"),
+        ("/v1/users/u1/recommendations", b"exclude=" + b"x" * 10_001),
+        ("/v1/users/bad id/recommendations", b""),
+        ("/v1/users/u1\n/recommendations", b""),
+        ("/v1/users//recommendations", b""),
+        ("/v1/users/a/b/recommendations", b""),
+        ("/v1/users/u1/similar", b""),
+    ]:
+        assert accept(path, qs) is None, (path, qs)
+    assert accept("/v1/users/u1/recommendations", key=None) is None  # FastAPI answers 401
+    assert accept("/v1/users/u1/recommendations", key=b"k2") is None  # and 403
