@@ -89,7 +89,9 @@ def cmd_results(args: argparse.Namespace) -> object:
 def cmd_demo_data(args: argparse.Namespace) -> object:
     from pipelines.demo_data import DemoConfig, write_demo_source
 
-    cfg = DemoConfig(num_videos=args.videos, num_users=args.users, seed=args.seed, num_topics=args.topics)
+    cfg = DemoConfig(
+        num_videos=args.videos, num_users=args.users, seed=args.seed, num_topics=args.topics, num_styles=args.styles
+    )
     plan = write_demo_source(cfg, Path(args.out))
     return {"out": args.out, "videos": len(plan.videos), "comments": len(plan.comments), "events": len(plan.events)}
 
@@ -145,7 +147,18 @@ def cmd_serve(args: argparse.Namespace) -> object:
 
     os.environ.setdefault("VIDREC_REDIS_URL", args.redis_url)
     os.environ.setdefault("VIDREC_NAMESPACE", args.namespace)
-    uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port, log_level="warning")
+    # the benchmarked configuration (benchmarks/serving.py): uvloop + httptools, no access log
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
     return None
 
 
@@ -220,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--videos", type=int, default=160)
     p.add_argument("--users", type=int, default=300)
-    p.add_argument("--topics", type=int, default=8)
+    p.add_argument("--topics", type=int, default=8, help="what videos are about: told by their text")
+    p.add_argument("--styles", type=int, default=4, help="how videos look: told by their frames")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_data)
 
@@ -290,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP API in the foreground")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="processes (one per core past what Redis needs)")
     p.add_argument("--namespace", default=os.environ.get("VIDREC_NAMESPACE", "demo"))
     p.add_argument("--redis-url", default=os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.set_defaults(func=cmd_serve)

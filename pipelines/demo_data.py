@@ -1,10 +1,14 @@
-"""A synthetic data source whose frames, captions and watch events share latent topics.
+"""A synthetic data source in which text and pictures carry different, complementary signal.
 
-Each topic has a look (background palette, a foreground shape, a kind of motion), a vocabulary
-for captions and comments, and fans: users whose preferences concentrate on one or two topics
-and who watch that topic's videos over several weeks. So each modality carries real signal,
-with noise: words borrowed from other topics, colour jitter, some empty captions, videos
-without comments, off-taste views.
+Every video has a **topic** (what it is about: cooking, football, ...) and a **style** (how it
+is made: its palette, a foreground shape and a kind of motion), drawn independently. Captions,
+tags and comments use the topic's vocabulary; the frames show the style's look and nothing of
+the topic. Users care about both: each has a taste over topics and a taste over styles and
+watches, over several weeks, videos that fit both (a cooking fan who likes animations). So text
+tells which topic a video belongs to, pictures which style, and only the two together tell
+which videos a user will watch, as in real catalogues where the caption says what a clip is
+about and the picture how it looks. Noise throughout: words borrowed from other topics, colour
+jitter, some empty captions, videos without comments, off-taste views.
 
 ``plan_demo_source`` is pure (tables + render specs from a seed); ``write_demo_source`` renders
 real video files with OpenCV and writes the tables in the data contract.
@@ -38,6 +42,8 @@ TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
 FILLER = ("the", "best", "amazing", "new", "my", "first", "ultimate", "quick", "top", "crazy", "today", "why")
 SHAPES = ("circle", "square", "triangle", "stripes", "ring", "cross", "diamond", "bars")
 MOTIONS = ("horizontal", "vertical", "diagonal", "orbit", "pulse", "bounce", "zigzag", "still_shake")
+STYLES = ("studio", "handheld", "animation", "timelapse", "slideshow", "screencast", "drone", "closeup")
+"""Style s looks like: hue s * 180 / num_styles, SHAPES[s], MOTIONS[s]."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,15 @@ class DemoConfig:
     num_videos: int = 160
     num_users: int = 300
     num_topics: int = 8
+    num_styles: int = 4
     seed: int = 7
     days: int = 56
     start_epoch_s: int = 1_756_684_800  # 2025-09-01T00:00:00Z
     min_events_per_user: int = 15
     max_events_per_user: int = 50
     off_taste_rate: float = 0.08
+    freshness_days: float = 14.0
+    """Views of a video fall off with its age: weight exp(-age / freshness_days)."""
     frame_size_px: int = 96
     frames_per_video: int = 24
     frames_per_second: float = 12.0
@@ -59,6 +68,8 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.num_topics <= len(TOPICS):
             raise ValueError(f"num_topics must be in 1..{len(TOPICS)}, got {self.num_topics}")
+        if not 1 <= self.num_styles <= len(STYLES):
+            raise ValueError(f"num_styles must be in 1..{len(STYLES)}, got {self.num_styles}")
         if self.num_videos < self.num_topics or self.num_users < 1:
             raise ValueError("need at least one video per topic and at least one user")
         if not 0 < self.min_events_per_user <= self.max_events_per_user:
@@ -70,7 +81,8 @@ class VideoSpec:
     """How to render one clip: everything the picture depends on."""
 
     video_id: str
-    topic: int
+    topic: int  # not drawn: only the text shows it
+    style: int
     hue: int  # OpenCV hue 0..179 of the background
     shape: str
     motion: str
@@ -101,20 +113,31 @@ def plan_demo_source(cfg: DemoConfig) -> DemoPlan:
     k = cfg.num_topics
     topic_of = np.arange(cfg.num_videos) % k
     rng.shuffle(topic_of)
+    n_styles = cfg.num_styles
+    style_of = np.empty(cfg.num_videos, np.int64)
+    for t in range(k):  # every style equally often within every topic: style tells nothing of topic
+        members = rng.permutation(np.flatnonzero(topic_of == t))
+        style_of[members] = (np.arange(len(members)) + rng.integers(n_styles)) % n_styles
     # Zipf-like quality inside each topic: a few hits, a long tail.
     quality = rng.pareto(1.2, cfg.num_videos) + 0.2
+    # Uploads arrive all along (a quarter before the first day); nobody watches a video before its
+    # upload, and views lean to fresh uploads, so the latest weeks bring videos with few or no
+    # earlier views: there, only content can tell what a video is.
+    span_s = cfg.days * 86400
+    release = cfg.start_epoch_s + rng.integers(-span_s // 4, span_s - 2 * 86400, cfg.num_videos)
 
     specs, video_rows, comment_rows = [], [], []
     for i in range(cfg.num_videos):
-        t = int(topic_of[i])
+        t, st = int(topic_of[i]), int(style_of[i])
         vid = f"v{i:05d}"
         specs.append(
             VideoSpec(
                 video_id=vid,
                 topic=t,
-                hue=int((t * 180 // k + rng.integers(-6, 7)) % 180),
-                shape=SHAPES[t % len(SHAPES)],
-                motion=MOTIONS[t % len(MOTIONS)],
+                style=st,
+                hue=int((st * 180 // n_styles + rng.integers(-6, 7)) % 180),
+                shape=SHAPES[st],
+                motion=MOTIONS[st],
                 speed=float(rng.uniform(0.6, 1.4)),
                 size_frac=float(rng.uniform(0.18, 0.32)),
                 phase=float(rng.uniform(0, 2 * np.pi)),
@@ -131,7 +154,7 @@ def plan_demo_source(cfg: DemoConfig) -> DemoPlan:
                 "tags": tags,
                 "category": TOPICS[t][0],
                 "duration_s": cfg.frames_per_video / cfg.frames_per_second,
-                "published_at": cfg.start_epoch_s - int(rng.integers(0, 30 * 86400)),
+                "published_at": int(release[i]),
                 "media_path": f"media/{vid}.mp4",
             }
         )
@@ -148,26 +171,27 @@ def plan_demo_source(cfg: DemoConfig) -> DemoPlan:
                 }
             )
 
-    by_topic = [np.flatnonzero(topic_of == t) for t in range(k)]
     event_rows = []
-    span_s = cfg.days * 86400
     for u in range(cfg.num_users):
-        pref = rng.dirichlet(np.full(k, 0.25))
+        pref_topic = rng.dirichlet(np.full(k, 0.25))
+        pref_style = rng.dirichlet(np.full(n_styles, 0.3))
+        fit = pref_topic[topic_of] * pref_style[style_of]  # how well each video suits this user
         n = int(rng.integers(cfg.min_events_per_user, cfg.max_events_per_user + 1))
         times = np.sort(cfg.start_epoch_s + rng.integers(0, span_s, n))
-        seen: set[int] = set()
+        unseen = np.ones(cfg.num_videos, bool)
         for ts in times:
-            if rng.random() < cfg.off_taste_rate:
-                pool = np.arange(cfg.num_videos)
-            else:
-                pool = by_topic[int(rng.choice(k, p=pref))]
-            pool = np.array([v for v in pool if v not in seen])
-            if len(pool) == 0:
+            age_days = (ts - release) / 86400.0
+            open_ = unseen & (age_days >= 0)
+            if not open_.any():
                 continue
-            w = quality[pool] / quality[pool].sum()
-            v = int(rng.choice(pool, p=w))
-            seen.add(v)
-            completion = float(np.clip(rng.beta(2 + 6 * pref[topic_of[v]], 2), 0.02, 1.0))
+            fresh = np.exp(-np.clip(age_days, 0, None) / cfg.freshness_days)
+            w = quality * fresh * open_ * (1.0 if rng.random() < cfg.off_taste_rate else fit)
+            if w.sum() <= 0:
+                w = quality * fresh * open_
+            v = int(rng.choice(cfg.num_videos, p=w / w.sum()))
+            unseen[v] = False
+            affinity = 0.5 * pref_topic[topic_of[v]] + 0.5 * pref_style[style_of[v]]
+            completion = float(np.clip(rng.beta(2 + 6 * affinity, 2), 0.02, 1.0))
             event_rows.append(
                 {
                     "user_id": f"u{u:05d}",

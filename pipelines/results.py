@@ -48,9 +48,10 @@ def experiments(var: Path) -> list[Experiment]:
         Experiment(
             name="demo",
             title="Demo source (synthetic catalogue, real video files), global time split",
-            about="`vidrec demo-data`: 160 rendered mp4 clips whose look and text follow 8 latent topics, "
-            "300 users with topic preferences watching over 8 weeks (plus a corrupt and a missing file and "
-            "malformed events, which are quarantined).",
+            about="`vidrec demo-data`: 160 rendered mp4 clips, each with a topic (8, told only by its text) "
+            "and a style (4, told only by its frames), drawn independently; 300 users with a taste for both "
+            "watching over 8 weeks (plus a corrupt and a missing file and malformed events, which are "
+            "quarantined).",
             commands=[
                 ["demo-data", "--out", demo_src],
                 ["run", "--no-publish", *tuned_demo],

@@ -1,8 +1,9 @@
 """The two-tower retrieval model (TensorFlow Recommenders) and its training examples.
 
 Item tower: video-id embedding (with id dropout, so a cold video leans on content) + projected
-visual embedding + projected caption embedding + projected comments embedding, each content
-modality multiplied by its presence mask, fused by concatenation, L2-normalised.
+visual embedding + projected caption embedding + projected comments embedding (each content
+input centred and unit-length first, ``ItemContent.balanced``), each modality multiplied by its
+presence mask, fused (concat, weighted_sum or attention), L2-normalised.
 
 User tower: the user's last ``max_history`` watched videos, each encoded by the shared item
 tower and pooled over the real (unpadded) positions (mean, or attention with a learned recency
@@ -67,6 +68,10 @@ class TwoTowerConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
+    modality_dropout: float = 0.0
+    """Share of training items whose each content modality (visual, caption, comments) is masked
+    out, independently: the tower learns to score from any subset, so one strong modality cannot
+    crowd out the others."""
     user_id_dropout: float = 0.1
     """Share of training examples whose user id is replaced by the unknown-user id, so that row is
     trained and a new user is scored from their history alone."""
@@ -85,6 +90,8 @@ class TwoTowerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
         if not 0.0 <= self.user_id_dropout < 1.0:
             raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
         if self.early_stopping_patience < 0:
@@ -121,6 +128,32 @@ class ItemContent:
             return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)]).astype(np.float32)
 
         return ItemContent(*(pad(getattr(self, f)) for f in self.__dataclass_fields__))
+
+    def balanced(self) -> ItemContent:
+        """Each content modality centred on its catalogue mean (over items that have it) and scaled
+        to unit length per item; absent rows stay zero.
+
+        Encoders differ in scale and offset: EfficientNet's pooled features (all positive, norm
+        ~15 on the demo) would otherwise drown the unit-norm text embeddings in the fused input,
+        and a shared offset makes every pair of videos look alike. Found on the demo source, where
+        adding the visual input to id+text cut NDCG@10 from 0.28 to 0.18 before this."""
+
+        def balance(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            present = mask > 0
+            if not present.any():
+                return a.astype(np.float32)
+            out = (a - a[present].mean(axis=0)) * present[:, None]
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            return np.divide(out, norms, out=np.zeros_like(out), where=norms > 1e-12).astype(np.float32)
+
+        return ItemContent(
+            balance(self.visual, self.visual_mask),
+            self.visual_mask,
+            balance(self.caption, self.caption_mask),
+            self.caption_mask,
+            balance(self.comments, self.comments_mask),
+            self.comments_mask,
+        )
 
 
 def _weights_or_ones(weight: np.ndarray | None, n: int) -> np.ndarray:
@@ -207,7 +240,7 @@ def build_towers(
     ensure_keras2()
     import tensorflow as tf
 
-    padded = content.padded()
+    padded = content.balanced().padded()
     pad_index = content.num_items
 
     class ItemTower(tf.keras.Model):
@@ -250,6 +283,9 @@ def build_towers(
             for m in MODALITIES[1:]:
                 inputs[m] = tf.gather(self.tables[m], item_idx)
                 masks[m] = tf.gather(self.tables[f"{m}_mask"], item_idx)
+                if training and cfg.modality_dropout > 0:
+                    keep = tf.random.uniform(tf.shape(item_idx)) >= cfg.modality_dropout
+                    masks[m] = masks[m] * tf.cast(keep, tf.float32)
             mask = tf.stack([masks[m] * float(m in cfg.modalities) for m in MODALITIES], axis=1)
             tokens = tf.stack([self.projections[m](inputs[m]) for m in MODALITIES], axis=1) * mask[:, :, None]
             return tokens, mask
