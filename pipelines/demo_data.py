@@ -58,7 +58,7 @@ class DemoConfig:
     min_events_per_user: int = 15
     max_events_per_user: int = 50
     off_taste_rate: float = 0.08
-    freshness_days: float = 14.0
+    freshness_days: float = 30.0
     """Views of a video fall off with its age: weight exp(-age / freshness_days)."""
     frame_size_px: int = 96
     frames_per_video: int = 24

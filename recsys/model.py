@@ -55,7 +55,7 @@ class TwoTowerConfig:
     """Which item-tower inputs are used (the rest are masked out): for ablations, e.g. ("id",)."""
     completion_weighting: bool = False
     """Weight each history item by its watch completion (0..1; 1 where unknown) when pooling."""
-    epochs: int = 10
+    epochs: int = 20
     """The most epochs; with a validation set, early stopping may end training sooner."""
     early_stopping_patience: int = 2
     """Stop after this many epochs without a better validation NDCG@10 (0: train all epochs)."""
@@ -68,7 +68,7 @@ class TwoTowerConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
-    modality_dropout: float = 0.0
+    modality_dropout: float = 0.3
     """Share of training items whose each content modality (visual, caption, comments) is masked
     out, independently: the tower learns to score from any subset, so one strong modality cannot
     crowd out the others."""

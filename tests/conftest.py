@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 REDIS_URL = os.environ.get("VIDREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_DATE = "2026-11-28"
+DEMO = {"num_videos": 96, "num_users": 160, "seed": 11}  # the session's demo source
 
 
 def shared_file(*parts: str) -> Path:
@@ -73,7 +74,7 @@ def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.demo_data import DemoConfig, write_demo_source
 
     out = tmp_path_factory.mktemp("demo-source")
-    write_demo_source(DemoConfig(num_videos=96, num_users=160, seed=11), out)
+    write_demo_source(DemoConfig(**DEMO), out)
     return out
 
 

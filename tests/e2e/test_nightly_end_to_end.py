@@ -72,27 +72,43 @@ def test_served_lists_exclude_watched_videos(pipeline_run):
 
 
 def test_new_user_is_scored_online_from_posted_watches(pipeline_run):
+    """Newcomers (one per topic x style cell of the demo) post the cell's videos as watched: their
+    online answers share the cell's topic or style more often than chance and than the popular
+    list, averaged over the cells (one cell's 3 videos are too few to judge alone)."""
+    from pipelines.demo_data import DemoConfig, plan_demo_source
+    from tests.conftest import DEMO
+
     cfg, summaries = pipeline_run
-    videos = ingest.load(cfg, RUN_DATE).videos.set_index("video_id")
-    category = videos["category"]
-    topic = category.value_counts().index[0]
-    watched = list(category[category == topic].index[:5])
+    specs = {s.video_id: s for s in plan_demo_source(DemoConfig(**DEMO)).specs}
+    cells = sorted({(s.topic, s.style) for s in specs.values()})
     settings = Settings(redis_url=cfg.redis_url, namespace=cfg.namespace, model_root=str(cfg.workdir / "models"))
+    online_fit, popular_fit, similar_fit = [], [], []
     with TestClient(create_app(settings)) as c:
         popular = [i["video_id"] for i in c.get("/v1/users/newcomer/recommendations", params={"k": 10}).json()["items"]]
-        events = [{"user_id": "newcomer", "video_id": v, "completion": 1.0} for v in watched]
-        assert c.post("/v1/events", json={"events": events}).status_code == 202
-        body = c.get("/v1/users/newcomer/recommendations", params={"k": 10}).json()
-        assert body["source"] == "online" and body["model_version"] == summaries["train"]["version"]
-        online = [i["video_id"] for i in body["items"]]
-        assert len(online) == 10 and not set(online) & set(watched)
-        # five videos of one category in (of 8 categories): the answer follows that category more than
-        # popular does and at least twice as often as chance
-        share = lambda ids: float(np.mean([category[v] == topic for v in ids]))  # noqa: E731
-        assert share(online) >= 0.25 and share(online) > share(popular), (share(online), share(popular))
-        similar = c.get(f"/v1/videos/{watched[0]}/similar", params={"k": 10}).json()
-        assert similar["source"] == "similar" and watched[0] not in {i["video_id"] for i in similar["items"]}
-        assert share([i["video_id"] for i in similar["items"]]) >= 0.25
+        for n, cell in enumerate(cells):
+            watched = [v for v, s in specs.items() if (s.topic, s.style) == cell]
+            user = f"newcomer-{n}"
+            events = [{"user_id": user, "video_id": v, "completion": 1.0} for v in watched]
+            assert c.post("/v1/events", json={"events": events}).status_code == 202
+            body = c.get(f"/v1/users/{user}/recommendations", params={"k": 10}).json()
+            assert body["source"] == "online" and body["model_version"] == summaries["train"]["version"]
+            online = [i["video_id"] for i in body["items"]]
+            assert len(online) == 10 and not set(online) & set(watched)
+            similar = c.get(f"/v1/videos/{watched[0]}/similar", params={"k": 10}).json()
+            assert similar["source"] == "similar" and watched[0] not in {i["video_id"] for i in similar["items"]}
+
+            def fits(ids: list[str], cell: tuple[int, int] = cell) -> float:
+                return float(
+                    np.mean([v in specs and (specs[v].topic == cell[0] or specs[v].style == cell[1]) for v in ids])
+                )
+
+            online_fit.append(fits(online))
+            popular_fit.append(fits(popular))
+            similar_fit.append(fits([i["video_id"] for i in similar["items"]]))
+    chance = 1 / 8 + 1 / 4 - 1 / 32  # same topic (8) or same style (4)
+    result = (np.mean(online_fit), np.mean(popular_fit), np.mean(similar_fit))
+    assert result[0] > chance + 0.05 and result[0] > result[1] + 0.05, result
+    assert result[2] > chance + 0.05, result
 
 
 def test_rerun_is_idempotent_and_incremental(pipeline_run):
