@@ -318,15 +318,27 @@ def write_video(path: Path, frames_bgr: np.ndarray, fps: float) -> None:
 def write_demo_source(cfg: DemoConfig, out_dir: Path) -> DemoPlan:
     """Render the clips and write videos.csv, comments.csv, events.csv under ``out_dir``.
 
-    Rerunning with the same config rewrites the same files (a clip already on disk is kept).
+    Rerunning with the same config rewrites the same files (a clip already rendered from the same
+    spec is kept; ``media/render-manifest.json`` records the specs).
     """
+    import json
+    from dataclasses import asdict
+
     plan = plan_demo_source(cfg)
     media = out_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
+    # What each clip on disk was rendered from: a clip is kept only if its spec (and the frame
+    # settings) are unchanged, so a new generator version or config re-renders what differs.
+    manifest_path = media / "render-manifest.json"
+    rendered = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    frame_settings = [cfg.frame_size_px, cfg.frames_per_video, cfg.frames_per_second]
     for spec in plan.specs:
         path = media / f"{spec.video_id}.mp4"
-        if not path.exists() or path.stat().st_size == 0:
+        key = json.dumps([asdict(spec), frame_settings], sort_keys=True)
+        if rendered.get(spec.video_id) != key or not path.exists() or path.stat().st_size == 0:
             write_video(path, render_frames(spec, cfg), cfg.frames_per_second)
+            rendered[spec.video_id] = key
+    manifest_path.write_text(json.dumps(rendered, indent=0, sort_keys=True))
     if cfg.include_bad_rows:
         # Bytes that look like nothing OpenCV can decode: the corrupt upload.
         (media / "v_corrupt.mp4").write_bytes(np.random.default_rng(cfg.seed).bytes(4096))

@@ -71,3 +71,16 @@ def test_nobody_watches_a_video_before_its_upload_and_late_uploads_are_cold():
     cut = ev["ts"].quantile(0.8)  # the global time split
     cold = set(ev.loc[ev["ts"] >= cut, "video_id"]) - set(ev.loc[ev["ts"] < cut, "video_id"])
     assert len(cold) >= 10  # videos first watched in the test window: only content can score them
+
+
+def test_rewriting_the_source_re_renders_clips_whose_spec_changed(tmp_path):
+    from pipelines.demo_data import write_demo_source
+
+    small = {"num_videos": 8, "num_users": 4, "include_bad_rows": False, "frames_per_video": 4}
+    write_demo_source(DemoConfig(seed=1, **small), tmp_path)
+    first = {p.name: p.read_bytes() for p in (tmp_path / "media").glob("*.mp4")}
+    write_demo_source(DemoConfig(seed=1, **small), tmp_path)  # same specs: files kept as they are
+    assert {p.name: p.read_bytes() for p in (tmp_path / "media").glob("*.mp4")} == first
+    write_demo_source(DemoConfig(seed=2, **small), tmp_path)  # other styles and hues: re-rendered
+    second = {p.name: p.read_bytes() for p in (tmp_path / "media").glob("*.mp4")}
+    assert second.keys() == first.keys() and all(second[n] != first[n] for n in first)
