@@ -68,7 +68,7 @@ class TwoTowerConfig:
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
-    modality_dropout: float = 0.3
+    modality_dropout: float = 0.0
     """Share of training items whose each content modality (visual, caption, comments) is masked
     out, independently: the tower learns to score from any subset, so one strong modality cannot
     crowd out the others."""
