@@ -95,7 +95,7 @@ def main() -> None:
         unlink_matching(client, f"vidrec:{NS}:*", 5000)
 
     report(
-        "publish",
+        "publish-fixed-width-ids" if args.fixed_width_ids else "publish",
         [
             {
                 "figure": "publish users per second",

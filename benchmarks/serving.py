@@ -149,7 +149,9 @@ def main() -> None:
         cleanup(redis_url)
         unlink_matching(client, f"vidrec:{NS}:*", 5000)
     report(
-        "serving" if args.server == "uvicorn" else f"serving-{args.server}",
+        "serving"
+        + ("" if args.server == "uvicorn" else f"-{args.server}")
+        + ("" if args.workers == 1 else f"-{args.workers}w"),
         [
             {
                 "figure": "cache-hit requests per second",
