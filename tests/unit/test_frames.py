@@ -94,7 +94,12 @@ def test_every_shared_clip_samples_under_every_strategy(clip):
 
 def _write_clip(tmp_path, n=40, fps=10.0, name="x.mp4"):
     cfg = DemoConfig(frames_per_video=n)
-    frames = render_frames(VideoSpec("x", 0, 30, "circle", "horizontal", 1.0, 0.3, 0.0), cfg)
+    frames = render_frames(
+        VideoSpec(
+            "x", topic=0, style=0, hue=30, shape="circle", motion="horizontal", speed=1.0, size_frac=0.3, phase=0.0
+        ),
+        cfg,
+    )
     path = tmp_path / name
     write_video(path, frames, fps)
     return path
@@ -165,7 +170,10 @@ def test_truncated_avi_decodes_fewer_frames_than_it_claims(tmp_path):
     import cv2
 
     frames = render_frames(
-        VideoSpec("x", 0, 30, "circle", "horizontal", 1.0, 0.3, 0.0), DemoConfig(frames_per_video=80)
+        VideoSpec(
+            "x", topic=0, style=0, hue=30, shape="circle", motion="horizontal", speed=1.0, size_frac=0.3, phase=0.0
+        ),
+        DemoConfig(frames_per_video=80),
     )
     path = tmp_path / "full.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 96))
