@@ -165,6 +165,7 @@ def topk_with_exclusions(
     block_size: int = 2048,
     workers: int | None = None,
     memory_budget_bytes: int = 512 << 20,
+    cache_block_bytes: int = 16 << 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by dot product, in blocks of users to bound memory.
 
@@ -186,7 +187,19 @@ def topk_with_exclusions(
         raise ValueError(f"k must be positive, got {k}")
     k = min(k, n_items)
     workers = max(1, workers or os.cpu_count() or 1)
-    block = int(max(16, min(block_size, memory_budget_bytes // max(1, 4 * n_items * workers))))
+    # Rows per block: at most block_size, within the memory budget, and small enough that one
+    # block's scores (~cache_block_bytes) stay in cache between the matmul and the selection's
+    # passes over them: 20k x 20k ran 0.61-0.68x the GEMM's speed at 2048 rows, 0.88-1.07x at 256.
+    block = int(
+        max(
+            16,
+            min(
+                block_size,
+                memory_budget_bytes // max(1, 4 * n_items * workers),
+                cache_block_bytes // max(1, 4 * n_items),
+            ),
+        )
+    )
     idx_out = np.empty((n_users, k), np.int64)
     score_out = np.empty((n_users, k), np.float32)
     items_t = np.ascontiguousarray(item_vectors.T, dtype=np.float32)
