@@ -109,7 +109,7 @@ def topk_from_scores(
             scores.reshape(-1)[flat] = -np.inf
     idx = np.empty((b, k), np.int64)
     sc = np.empty((b, k), np.float32)
-    sample = min(n_items, max(16 * k, 4096))
+    sample = min(n_items, max(16 * k, 8192))
     if sample < n_items // 2:
         # A lower bound on each row's k-th best score: the k-th best among the first `sample`
         # columns. Only entries at or above it can be in the top k, typically ~k * n / sample of them.

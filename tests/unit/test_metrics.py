@@ -70,7 +70,7 @@ def test_beyond_accuracy_hand_computed():
     assert out["popularity@2"] == pytest.approx((6 + 2 + 6 + 0) / 4)
 
 
-@pytest.mark.parametrize("n_items", [50, 9000])
+@pytest.mark.parametrize("n_items", [50, 9000, 20_000])  # 20,000: the sampled-threshold path
 def test_topk_matches_a_full_sort(n_items):
     """Both selection paths (small catalogue: dense; large: threshold from a sample) against argsort."""
     rng = np.random.default_rng(n_items)
@@ -78,7 +78,7 @@ def test_topk_matches_a_full_sort(n_items):
     items = rng.normal(size=(n_items, 8)).astype(np.float32)
     exclude = [rng.integers(0, n_items, rng.integers(0, 30)) for _ in range(300)]
     exclude[7] = np.arange(n_items - 3)  # nearly everything excluded: a short list padded with -1
-    exclude[8] = np.arange(min(4096, n_items - 1))  # the whole threshold sample excluded
+    exclude[8] = np.arange(min(8192, n_items - 1))  # the whole threshold sample excluded
     k = 20
     for workers, block in ((1, 2048), (2, 64)):
         idx, sc = topk_with_exclusions(users, items, k, exclude, block_size=block, workers=workers)
