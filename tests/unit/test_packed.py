@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from recsys import keys
-from recsys.packed import VocabBytes, encode_matrix, encode_rows
+from recsys.packed import VocabBytes, encode_matrix, encode_row_blocks
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,9 @@ def test_rows_equal_the_one_list_encoder(vocab, short_rows):
     index[8, 0] = len(vocab) - 1
     if short_rows:  # top-k pads a row with -1 where fewer than k videos are left
         index[5, 10:], index[6, :], index[7, 1:] = -1, -1, -1
-    got = encode_rows(VocabBytes(vocab), index, scores, block_bytes=10_000)  # several blocks
+    blocks = list(encode_row_blocks(VocabBytes(vocab), index, scores, block_bytes=10_000))
+    assert len(blocks) > 1
+    got = [v for block in blocks for v in block]
     for i in range(len(index)):
         n = int((index[i] >= 0).sum())
         assert got[i] == keys.encode_items([vocab[j] for j in index[i, :n]], scores[i, :n].tolist()), i
