@@ -166,7 +166,7 @@ class FastPath:
                 return None
         if self.keys:
             given = next((v for n, v in scope["headers"] if n == b"x-api-key"), None)
-            if given is None or not any(secrets.compare_digest(given, k.encode()) for k in self.keys):
+            if given is None or not key_accepted(given, self.keys):
                 return None
         return user_id, k, exclude
 
@@ -227,6 +227,12 @@ class ObserveMiddleware:
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - t0)
 
 
+def key_accepted(given: bytes, accepted: frozenset[str]) -> bool:
+    """Constant-time comparison of the raw header value with each accepted key (as bytes, so a
+    non-ASCII header is a plain mismatch, not the TypeError str comparison raises)."""
+    return any(secrets.compare_digest(given, k.encode()) for k in accepted)
+
+
 def require_api_key(settings: Settings) -> Callable[..., Awaitable[None]]:
     accepted = settings.key_set()
 
@@ -235,7 +241,7 @@ def require_api_key(settings: Settings) -> Callable[..., Awaitable[None]]:
             return
         if x_api_key is None:
             raise HTTPException(401, detail="missing X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
-        if not any(secrets.compare_digest(x_api_key, k) for k in accepted):
+        if not key_accepted(x_api_key.encode("latin-1"), accepted):  # Starlette decoded it as latin-1
             raise HTTPException(403, detail="X-API-Key not accepted")
 
     return check

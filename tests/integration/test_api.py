@@ -203,6 +203,7 @@ def test_api_keys(redis_url, published):
         r = c.get("/v1/users/u1/recommendations")
         assert r.status_code == 401 and "missing X-API-Key" in r.json()["detail"]
         assert c.get("/v1/users/u1/recommendations", headers={"X-API-Key": "nope"}).status_code == 403
+        assert c.get("/v1/users/u1/recommendations", headers={"X-API-Key": b"k\xe4"}).status_code == 403  # non-ASCII
         assert c.get("/v1/users/u1/recommendations", headers={"X-API-Key": "k2"}).status_code == 200
         assert c.post("/v1/events", json={"events": []}, headers={"X-API-Key": "bad"}).status_code == 403
         assert c.get("/healthz").status_code == 200 and c.get("/metrics").status_code == 200
