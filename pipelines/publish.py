@@ -35,6 +35,7 @@ from recsys import keys
 from recsys.metrics import topk_with_exclusions
 from recsys.model import last_history
 from recsys.packed import VocabBytes, encode_row_blocks
+from serving.redis_client import pack
 
 log = logging.getLogger(__name__)
 
@@ -251,14 +252,6 @@ def publish_version(
     return meta
 
 
-def _resp(args: list[bytes]) -> bytes:
-    """One command in the Redis protocol (RESP2 multi-bulk)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        parts += (b"$%d\r\n" % len(a), a, b"\r\n")
-    return b"".join(parts)
-
-
 def pipelined(client, batches: Iterator[tuple[bytes, int]], window: int = PIPELINE_WINDOW) -> Iterator[list[object]]:  # type: ignore[no-untyped-def]
     """Send each batch (RESP bytes holding ``n`` commands) on one pooled connection, up to ``window``
     batches ahead of the replies read, and yield each batch's ``n`` replies in order: Redis works on
@@ -332,7 +325,7 @@ def write_values(client, blocks: Iterable[list[tuple[bytes, bytes]]], ttl_second
 
 def count_existing(client, key_list: list[bytes]) -> int:  # type: ignore[no-untyped-def]
     """How many of the keys exist, ``WRITE_CHUNK`` per EXISTS, pipelined."""
-    batches = ((_resp([b"EXISTS", *key_list[s : s + WRITE_CHUNK]]), 1) for s in range(0, len(key_list), WRITE_CHUNK))
+    batches = ((pack([b"EXISTS", *key_list[s : s + WRITE_CHUNK]]), 1) for s in range(0, len(key_list), WRITE_CHUNK))
     return sum(int(r[0]) for r in pipelined(client, batches))  # type: ignore[call-overload]
 
 
