@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from benchmarks._gemm import fastest_blocked_gemm
 from benchmarks._redis import cleanup, raw_set
 from benchmarks._report import report
 from pipelines.publish import TopKMatrix, publish_version, unlink_matching
@@ -64,16 +65,7 @@ def main() -> None:
     t_topk = time.perf_counter() - t0
     rss_growth = max(peak_rss_mb() - rss_before, 1e-3)
 
-    items_t = np.ascontiguousarray(items.T)
-    gemm_blocks = {}
-    for block in (128, 512, 2048):  # the reference: the fastest of three row-block sizes
-        t0 = time.perf_counter()
-        for s in range(0, args.users, block):
-            _ = users[s : s + block] @ items_t
-        gemm_blocks[block] = time.perf_counter() - t0
-    gemm_block = min(gemm_blocks, key=gemm_blocks.__getitem__)
-    t_gemm = gemm_blocks[gemm_block]
-    del _
+    gemm_block, t_gemm = fastest_blocked_gemm(users, items)
 
     # ids of varying length (1-6 digits, as MovieLens'), or zero-padded to one length
     item_ids = [f"v{i:06d}" if args.fixed_width_ids else str(i) for i in range(args.items)]

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from benchmarks._gemm import fastest_blocked_gemm
 from benchmarks._report import report
 from recsys.ann import IVFIndex, recall_against_exact
 from recsys.metrics import topk_with_exclusions
@@ -42,17 +43,7 @@ def main() -> None:
     users = rng.normal(size=(args.users, args.dim)).astype(np.float32)
     items = rng.normal(size=(args.items, args.dim)).astype(np.float32)
     exclude = [rng.integers(0, args.items, args.watched) for _ in range(args.users)]
-    items_t = np.ascontiguousarray(items.T)
-
-    def gemm(block: int) -> None:
-        for s in range(0, args.users, block):
-            _ = users[s : s + block] @ items_t
-
-    # the reference: the fastest of three row-block sizes for the plain GEMM (small blocks stay in
-    # cache, large ones amortise BLAS start-up); ours picks its own block size
-    gemm_blocks = {b: best_of(lambda b=b: gemm(b)) for b in (128, 512, 2048)}
-    block = min(gemm_blocks, key=gemm_blocks.__getitem__)
-    t_gemm = gemm_blocks[block]
+    block, t_gemm = fastest_blocked_gemm(users, items, repeats=3)
     t_topk = best_of(lambda: topk_with_exclusions(users, items, args.k, exclude))
     rate_gemm, rate_topk = args.users / t_gemm, args.users / t_topk
 
