@@ -70,15 +70,15 @@ def test_beyond_accuracy_hand_computed():
     assert out["popularity@2"] == pytest.approx((6 + 2 + 6 + 0) / 4)
 
 
-@pytest.mark.parametrize("n_items", [50, 9000, 20_000])  # 20,000: the sampled-threshold path
+@pytest.mark.parametrize("n_items", [50, 9000, 20_000])
 def test_topk_matches_a_full_sort(n_items):
-    """Both selection paths (small catalogue: dense; large: threshold from a sample) against argsort."""
+    """Both selection paths (50 items < 4k: all candidates; else threshold from group maxima)."""
     rng = np.random.default_rng(n_items)
     users = rng.normal(size=(300, 8)).astype(np.float32)
     items = rng.normal(size=(n_items, 8)).astype(np.float32)
     exclude = [rng.integers(0, n_items, rng.integers(0, 30)) for _ in range(300)]
     exclude[7] = np.arange(n_items - 3)  # nearly everything excluded: a short list padded with -1
-    exclude[8] = np.arange(min(8192, n_items - 1))  # the whole threshold sample excluded
+    exclude[8] = np.arange(n_items - n_items // 50)  # all but one group excluded: no finite threshold
     k = 20
     for workers, block in ((1, 2048), (2, 64)):
         idx, sc = topk_with_exclusions(users, items, k, exclude, block_size=block, workers=workers)
@@ -97,6 +97,18 @@ def test_topk_equal_scores_lower_index_first():
 
     idx, sc = topk_from_scores(np.array([[1.0, 3.0, 3.0, 2.0, 3.0]], np.float32), 3)
     assert idx.tolist() == [[1, 2, 4]] and sc.tolist() == [[3.0, 3.0, 3.0]]
+    # at the cut too, on the threshold path (5,000 items >= 4k): 9 items score 1, then 991 tie at 0
+    rng = np.random.default_rng(0)
+    scores = np.full((3, 5000), -1.0, np.float32)
+    scores[:, 4000:] = 0.0
+    scores[:, 3000 + rng.choice(1000, 9, replace=False)] = 1.0
+    scores[1, 4000:4500] = -1.0
+    scores[1, 4500] = -0.0  # the same score as 0.0: the first of the ties in row 1
+    scores[2, 4000] = np.nan  # never selected: row 2's first tie is 4001
+    idx, sc = topk_from_scores(scores.copy(), 10)
+    for r, first_tie in enumerate((4000, 4500, 4001)):
+        best = np.flatnonzero(scores[r] == 1.0).tolist()
+        assert idx[r].tolist() == [*best, first_tie] and sc[r].tolist() == [1.0] * 9 + [0.0]
 
 
 def test_ann_index_recall_and_exclusions():
