@@ -94,9 +94,9 @@ def topk_from_scores(
 
     Returns (indices [b, k'] int64, scores [b, k'] float32), best first (equal scores: lower index
     first, also at the cut), k' = min(k, n_items); where a row has fewer than k' items left, its
-    tail holds -1 with score -inf. NaN scores are never selected. Compiled: ``recsys.selection``.
+    tail holds -1 with score -inf. NaN scores are never selected. Compiled: ``recsys.kernels``.
     """
-    from recsys.selection import topk_rows
+    from recsys.kernels import topk_rows
 
     b, n_items = scores.shape
     k = min(k, n_items)

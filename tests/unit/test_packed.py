@@ -9,7 +9,7 @@ from recsys.packed import VocabBytes, encode_matrix, encode_row_blocks
     "vocab",
     [
         [f"v{i}" * (i % 3 + 1) for i in range(500)] + ["é-ü:x"],  # ids of different lengths, non-ASCII
-        [f"x{i:05d}" for i in range(501)],  # every id the same length (the no-selection path)
+        [f"x{i:05d}" for i in range(501)],  # every id the same length
     ],
 )
 @pytest.mark.parametrize("short_rows", [False, True])

@@ -1,6 +1,9 @@
-"""Top-k of each row of a dense score block, compiled with numba.
+"""Inner loops compiled with numba: per-row top-k selection and the packed list encoding.
 
-Order: score descending, then item index ascending, at every place including the k-th (which of
+This module imports numba (~0.6 s) and compiles each function on first use (~8 s; cached on disk
+beside it, so later processes load it): import it inside the functions that need it.
+
+``topk_rows``: top-k of each row of a dense score block. Order: score descending, then item index ascending, at every place including the k-th (which of
 several items tied at the cut is kept is therefore defined: the lowest indices). NaN scores are
 never selected; -inf marks an item as excluded.
 
@@ -16,7 +19,7 @@ Measured on 20,000 items, k = 100 (one core, scores in cache): ~27 us per row, w
 version (threshold from a sample, flatnonzero, scatter, argpartition, lexsort) took ~78 us and a
 single-threaded float32 GEMM of d = 64 producing the row ~29 us.
 
-This module imports numba (~0.5 s) and compiles on first use (cached on disk beside it).
+``encode_lists``: ``recsys.keys.encode_items``' bytes for every row of a top-k index matrix.
 """
 
 from __future__ import annotations
@@ -80,3 +83,51 @@ def topk_rows(scores: np.ndarray, k: int, out_idx: np.ndarray, out_scores: np.nd
         for q in range(len(top), k):
             out_scores[r, q] = -np.inf
             out_idx[r, q] = -1
+
+
+@numba.njit(nogil=True, cache=True)
+def encode_lists(
+    magic: np.ndarray,
+    data: np.ndarray,
+    starts: np.ndarray,
+    index: np.ndarray,
+    counts: np.ndarray,
+    score_bytes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(buffer uint8, offsets int64 [n + 1]): row i's list is ``buffer[offsets[i]:offsets[i + 1]]``,
+    laid out as ``keys.encode_items`` lays it out: the 3 ``magic`` bytes, count (uint16 LE), count
+    float32 LE scores, then the ids joined by newlines.
+
+    data/starts: the vocabulary's UTF-8 bytes concatenated, id j at ``data[starts[j]:starts[j+1]]``.
+    index [n, k]: ids, the first ``counts[i]`` of row i used (the caller checked them).
+    score_bytes [n, 4k]: the scores as little-endian float32 bytes.
+    """
+    n = index.shape[0]
+    offsets = np.empty(n + 1, np.int64)
+    offsets[0] = 0
+    for i in range(n):
+        c = counts[i]
+        size = 5 + 4 * c + max(c - 1, 0)
+        for q in range(c):
+            j = index[i, q]
+            size += starts[j + 1] - starts[j]
+        offsets[i + 1] = offsets[i] + size
+    out = np.empty(offsets[n], np.uint8)
+    for i in range(n):
+        p = offsets[i]
+        c = counts[i]
+        out[p : p + 3] = magic
+        out[p + 3] = c & 0xFF
+        out[p + 4] = c >> 8
+        p += 5
+        out[p : p + 4 * c] = score_bytes[i, : 4 * c]
+        p += 4 * c
+        for q in range(c):
+            if q:
+                out[p] = 10  # newline
+                p += 1
+            j = index[i, q]
+            for t in range(starts[j], starts[j + 1]):
+                out[p] = data[t]
+                p += 1
+    return out, offsets
