@@ -6,8 +6,9 @@ version, atomically.
    item on the same embeddings, the video itself excluded. Popular: most watched in the
    window, overall and per category.
 2. Write: versioned keys, SET with a TTL of 2-3x the refresh period, 1,000 per batch, batches
-   pipelined; values encoded from the top-k index matrices in numpy (``recsys.packed``). A
-   failed night leaves the previous version serving until it is replaced.
+   pipelined; values encoded from the top-k index matrices and packed into RESP by compiled
+   loops (``recsys.packed``, ``recsys.kernels``) on a thread ahead of the socket. A failed night
+   leaves the previous version serving until it is replaced.
 3. Verify: every user key exists and a sample reads back byte-identical.
 4. Flip: one SET of ``vidrec:{ns}:live``. Readers see the old version or the new one, never a mix.
 5. Clean up: versions other than the live one and the one before it (the rollback target) that
@@ -23,7 +24,7 @@ import collections
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,8 @@ from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
 from recsys import keys
 from recsys.metrics import topk_with_exclusions
 from recsys.model import last_history
-from recsys.packed import VocabBytes, encode_row_blocks
+from recsys.packed import VocabBytes, concat_bytes, encode_row_blocks
+from recsys.prefetch import prefetched
 from serving.redis_client import pack
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 WRITE_CHUNK = 1000
 PIPELINE_WINDOW = 2  # batches sent ahead of the replies read
 VERIFY_SAMPLE = 50
+_OK = b"+OK\r\n"
+Buffer = bytes | memoryview | np.ndarray  # what socket.sendall takes
 
 
 class PublishError(RuntimeError):
@@ -56,8 +60,9 @@ class TopK:
     item_ids: list[list[str]]
     scores: list[list[float]]
 
-    def encoded_blocks(self) -> Iterator[list[bytes]]:
-        yield [keys.encode_items(i, s) for i, s in zip(self.item_ids, self.scores, strict=True)]
+    def encoded_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One block: (buffer, offsets), list i at ``buffer[offsets[i]:offsets[i + 1]]``."""
+        yield concat_bytes([keys.encode_items(i, s) for i, s in zip(self.item_ids, self.scores, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class TopKMatrix:
     index: np.ndarray
     scores: np.ndarray
 
-    def encoded_blocks(self) -> Iterator[list[bytes]]:
+    def encoded_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return encode_row_blocks(self.vocab, self.index, self.scores)
 
 
@@ -180,44 +185,68 @@ def publish_version(
     """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails."""
     import redis
 
-    lists = [(keys.user_key(ns, version, ""), topk)] + (
-        [(keys.similar_key(ns, version, ""), similar)] if similar else []
+    from recsys.kernels import resp_keyed_commands, resp_multikey_command
+
+    lists = [(keys.user_key(ns, version, "").encode(), topk)] + (
+        [(keys.similar_key(ns, version, "").encode(), similar)] if similar else []
     )
-    singles = [(keys.popular_key(ns, version), popular)] + [
-        (keys.category_popular_key(ns, version, c), lst) for c, lst in (by_category or {}).items()
+    ids = [concat_bytes([u.encode() for u in ranked.user_ids]) for _, ranked in lists]
+    singles = [(keys.popular_key(ns, version).encode(), popular)] + [
+        (keys.category_popular_key(ns, version, c).encode(), lst) for c, lst in (by_category or {}).items()
     ]
     n_keys = sum(len(t.user_ids) for _, t in lists) + len(singles)
     sample_at = sorted(np.random.default_rng(0).choice(n_keys, min(VERIFY_SAMPLE, n_keys), replace=False).tolist())
-    written: list[bytes] = []  # every key, for the EXISTS count
     sample: list[tuple[bytes, bytes]] = []  # (key, value) read back after the write
     sizes = {"bytes": 0, "user_bytes": 0}
+    set_head = np.frombuffer(b"*5\r\n$3\r\nSET\r\n", np.uint8)
+    ex_tail = np.frombuffer(pack([b"EX", ttl_seconds])[4:], np.uint8)  # the EX pair without the array line
 
-    def blocks() -> Iterator[list[tuple[bytes, bytes]]]:
-        """(key, value) blocks, encoded as they are written: Redis stores one block while the next
-        is encoded, and only keys and a sample of values stay in memory."""
-        for prefix, ranked in lists:
-            p, start = prefix.encode(), 0
-            for values in ranked.encoded_blocks():
-                ids = ranked.user_ids[start : start + len(values)]
-                start += len(values)
+    def batches() -> Iterator[tuple[memoryview | bytes, int]]:
+        """``SET key value EX ttl`` commands as RESP, ``WRITE_CHUNK`` per batch, built from each
+        encoded block by a compiled loop (``recsys.kernels``; no per-key Python objects). Blocks are
+        encoded as they are written: only a sample of values stays in memory."""
+        first = 0  # index of the block's first key among all keys
+        for (prefix, ranked), (id_data, id_starts) in zip(lists, ids, strict=True):
+            p, start = np.frombuffer(prefix, np.uint8), 0
+            for buf, off in ranked.encoded_blocks():
+                n = len(off) - 1
+                if start + n > len(ranked.user_ids):  # checked here: the kernel does not check bounds
+                    raise PublishError(f"more lists encoded than the {len(ranked.user_ids)} ids")
+                cmds, ends = resp_keyed_commands(set_head, p, id_data, id_starts, start, buf, off, ex_tail)
+                block_bytes = int(off[-1] - off[0])
+                sizes["bytes"] += block_bytes
                 if ranked is topk:
-                    sizes["user_bytes"] += sum(map(len, values))
-                yield [(p + i.encode(), v) for i, v in zip(ids, values, strict=True)]
+                    sizes["user_bytes"] += block_bytes
+                for j in sample_at:
+                    if first <= j < first + n:
+                        i = j - first
+                        uid = id_data[id_starts[start + i] : id_starts[start + i + 1]].tobytes()
+                        sample.append((prefix + uid, buf[off[i] : off[i + 1]].tobytes()))
+                view = memoryview(cmds)
+                for s in range(0, n, WRITE_CHUNK):
+                    e = min(s + WRITE_CHUNK, n)
+                    yield view[int(ends[s - 1]) if s else 0 : int(ends[e - 1])], e - s
+                start, first = start + n, first + n
             if start != len(ranked.user_ids):
                 raise PublishError(f"{start} lists encoded for {len(ranked.user_ids)} ids")
-        yield [(key.encode(), keys.encode_items(*lst)) for key, lst in singles]
+        single_keys = [key for key, _ in singles]
+        values = [keys.encode_items(*lst) for _, lst in singles]
+        sizes["bytes"] += sum(map(len, values))
+        sample.extend((single_keys[j - first], values[j - first]) for j in sample_at if j >= first)
+        cmds = [pack([b"SET", key, v, b"EX", ttl_seconds]) for key, v in zip(single_keys, values, strict=True)]
+        yield b"".join(cmds), len(cmds)
 
-    def tracked() -> Iterator[list[tuple[bytes, bytes]]]:
-        for block in blocks():
-            base = len(written)
-            written.extend(k for k, _ in block)
-            sizes["bytes"] += sum(len(v) for _, v in block)
-            sample.extend(block[j - base] for j in sample_at if base <= j < len(written))
-            yield block
+    def exists_batches() -> Iterator[tuple[bytes | np.ndarray, int]]:
+        for (prefix, _), (id_data, id_starts) in zip(lists, ids, strict=True):
+            for s in range(0, len(id_starts) - 1, WRITE_CHUNK):
+                part = id_starts[s : s + WRITE_CHUNK + 1]
+                head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
+                yield resp_multikey_command(head, np.frombuffer(prefix, np.uint8), id_data, part), 1
+        yield pack([b"EXISTS", *(key for key, _ in singles)]), 1
 
     try:
-        write_values(client, tracked(), ttl_seconds)
-        present = count_existing(client, written)
+        write_batches(client, prefetched(batches(), depth=4))  # packed on a thread, ahead of the socket
+        present = count_existing(client, exists_batches())
         if present != n_keys:
             raise PublishError(f"verification failed: {present} of {n_keys} keys present after write")
         for (key, value), got in zip(sample, client.mget([k for k, _ in sample]), strict=True):
@@ -252,10 +281,15 @@ def publish_version(
     return meta
 
 
-def pipelined(client, batches: Iterator[tuple[bytes, int]], window: int = PIPELINE_WINDOW) -> Iterator[list[object]]:  # type: ignore[no-untyped-def]
+def pipelined(  # type: ignore[no-untyped-def]
+    client, batches: Iterator[tuple[Buffer, int]], window: int = PIPELINE_WINDOW, all_ok: bool = False
+) -> Iterator[list[object]]:
     """Send each batch (RESP bytes holding ``n`` commands) on one pooled connection, up to ``window``
     batches ahead of the replies read, and yield each batch's ``n`` replies in order: Redis works on
     one batch while the next is packed and sent. An error reply is raised as ResponseError.
+
+    ``all_ok``: every command answers ``+OK`` (SET); a batch's replies are then checked as raw bytes
+    (one comparison per batch) and yielded as an empty list; anything else is parsed and raised.
 
     The connection comes from redis-py's pool (so AUTH, database, TLS and timeouts are redis-py's);
     its socket is then read with a hiredis reader of our own: ~0.2 us per reply instead of ~1.8 us
@@ -268,21 +302,37 @@ def pipelined(client, batches: Iterator[tuple[bytes, int]], window: int = PIPELI
     reader = hiredis.Reader()
     in_flight: collections.deque[int] = collections.deque()
     buf = bytearray(1 << 20)
+    raw = bytearray()  # received, not yet consumed (all_ok)
+
+    def receive() -> int:
+        n = sock.recv_into(buf)
+        if n == 0:
+            raise redis.ConnectionError("Redis closed the connection during publish")
+        return n
 
     def read_one() -> list[object]:
         replies: list[object] = []
         want = in_flight.popleft()
+        if all_ok:
+            while len(raw) < 5 * want:
+                raw.extend(memoryview(buf)[: receive()])
+            if raw.startswith(_OK * want):
+                del raw[: 5 * want]
+                return replies
+            reader.feed(bytes(raw))  # something else came back: parse it to say what
+            raw.clear()
         while len(replies) < want:
             reply = reader.gets()
             if reply is False:
-                n = sock.recv_into(buf)
-                if n == 0:
-                    raise redis.ConnectionError("Redis closed the connection during publish")
-                reader.feed(buf, 0, n)
+                reader.feed(buf, 0, receive())
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 raise redis.ResponseError(str(reply))
+            if all_ok and reply not in (b"OK", "OK"):
+                raise redis.ResponseError(f"expected OK, got {reply!r}")
             replies.append(reply)
+        if all_ok:
+            raise redis.ResponseError("expected OK replies, got a different byte stream")
         return replies
 
     try:
@@ -303,29 +353,19 @@ def pipelined(client, batches: Iterator[tuple[bytes, int]], window: int = PIPELI
         client.connection_pool.release(conn)
 
 
-def write_values(client, blocks: Iterable[list[tuple[bytes, bytes]]], ttl_seconds: int) -> None:  # type: ignore[no-untyped-def]
-    """SET every (key, value) with its TTL: ``WRITE_CHUNK`` SET ... EX commands per batch, batches
-    pipelined (``pipelined``). Packed here with one format per key: redis-py's per-argument
-    packing cost more than Redis's own work (25k keys/s against ~400k/s for redis-benchmark
-    -P 1000 on this project's benchmark machine)."""
-    ttl = b"$2\r\nEX\r\n$%d\r\n%d\r\n" % (len(str(ttl_seconds)), ttl_seconds)
-    set_cmd = b"*5\r\n$3\r\nSET\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n%b"
+def write_batches(client, batches: Iterator[tuple[Buffer, int]]) -> None:  # type: ignore[no-untyped-def]
+    """Send batches of RESP commands that each answer +OK (SET), pipelined; raise on anything else.
 
-    def batches() -> Iterator[tuple[bytes, int]]:
-        for block in blocks:
-            for s in range(0, len(block), WRITE_CHUNK):
-                chunk = block[s : s + WRITE_CHUNK]
-                yield b"".join([set_cmd % (len(k), k, len(v), v, ttl) for k, v in chunk]), len(chunk)
-
-    for replies in pipelined(client, batches()):
-        bad = [r for r in replies if r not in (b"OK", "OK")]
-        if bad:
-            raise PublishError(f"SET did not answer OK: {bad[0]!r}")
+    Commands are packed by the caller (``recsys.kernels.resp_keyed_commands`` for whole blocks):
+    redis-py's per-argument packing cost more than Redis's own work (25k keys/s against ~400k/s
+    for redis-benchmark -P 1000 on this project's benchmark machine), and formatting each SET in
+    Python was still a fifth of the publish time."""
+    for _ in pipelined(client, batches, all_ok=True):
+        pass
 
 
-def count_existing(client, key_list: list[bytes]) -> int:  # type: ignore[no-untyped-def]
-    """How many of the keys exist, ``WRITE_CHUNK`` per EXISTS, pipelined."""
-    batches = ((pack([b"EXISTS", *key_list[s : s + WRITE_CHUNK]]), 1) for s in range(0, len(key_list), WRITE_CHUNK))
+def count_existing(client, batches: Iterator[tuple[Buffer, int]]) -> int:  # type: ignore[no-untyped-def]
+    """The sum of the replies of a run of pipelined EXISTS commands (one command per batch)."""
     return sum(int(r[0]) for r in pipelined(client, batches))  # type: ignore[call-overload]
 
 

@@ -14,6 +14,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from recsys import keys
+from recsys.prefetch import prefetched
+
+
+def concat_bytes(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(data uint8, starts int64 [n + 1]): part j is ``data[starts[j]:starts[j + 1]]``."""
+    starts = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)), out=starts[1:])
+    return np.frombuffer(b"".join(parts), np.uint8), starts
 
 
 class VocabBytes:
@@ -24,9 +32,7 @@ class VocabBytes:
         for v in encoded:
             if not v or b"\n" in v:
                 raise ValueError(f"id {v!r} is empty or contains a newline")
-        self.data = np.frombuffer(b"".join(encoded), np.uint8)
-        self.starts = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum(np.fromiter((len(v) for v in encoded), np.int64, len(encoded)), out=self.starts[1:])
+        self.data, self.starts = concat_bytes(encoded)
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -59,28 +65,14 @@ def encode_matrix(vocab: VocabBytes, index: np.ndarray, scores: np.ndarray) -> t
 
 def encode_row_blocks(
     vocab: VocabBytes, index: np.ndarray, scores: np.ndarray, block_bytes: int = 16 << 20
-) -> Iterator[list[bytes]]:
-    """Each row's encoded list as bytes, a block of rows at a time (about ``block_bytes`` each).
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``encode_matrix`` a block of rows at a time (about ``block_bytes`` each): (buffer, offsets)
+    per block, offsets relative to the block's buffer.
 
     The next block is encoded on a second thread while the caller consumes this one (the
     compiled encoder releases the GIL): publishing overlaps encoding with writing."""
-    from concurrent.futures import ThreadPoolExecutor
-
     mean_id = len(vocab.data) / max(1, len(vocab))
-    row_bytes = 5 + index.shape[1] * (5 + mean_id)
-    rows_per_block = max(1, int(block_bytes // row_bytes))
-
-    def encode(s: int) -> list[bytes]:
-        part = index[s : s + rows_per_block]
-        buf, off = encode_matrix(vocab, part, scores[s : s + rows_per_block])
-        raw = buf.tobytes()
-        bounds = off.tolist()
-        return [raw[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-    starts = range(0, len(index), rows_per_block)
-    with ThreadPoolExecutor(1, thread_name_prefix="encode") as pool:
-        ahead = pool.submit(encode, starts[0]) if starts else None
-        for nxt in [*starts[1:], None]:
-            block = ahead.result()  # type: ignore[union-attr]
-            ahead = pool.submit(encode, nxt) if nxt is not None else None
-            yield block
+    rows = max(1, int(block_bytes // (5 + index.shape[1] * (5 + mean_id))))
+    return prefetched(
+        encode_matrix(vocab, index[s : s + rows], scores[s : s + rows]) for s in range(0, len(index), rows)
+    )

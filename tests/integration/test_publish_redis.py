@@ -38,21 +38,37 @@ def test_republish_is_idempotent_and_new_version_flips(redis_client, namespace):
 
 
 def test_failed_verification_leaves_previous_version_live(redis_url, redis_client, namespace, monkeypatch):
-    """The real write, but the last key of the version silently lost (as an eviction would drop
+    """The real write, but one key of the version lost right after it (as an eviction would drop
     it) while Redis reported success: only the verification can notice."""
     from pipelines import publish
 
     publish_version(redis_client, namespace, "good", _topk(), (["v1"], [1.0]), 600)
-    real_write = publish.write_values
+    real_write = publish.write_batches
 
-    def lossy(client, blocks, ttl):  # type: ignore[no-untyped-def]
-        blocks = list(blocks)
-        blocks[-1] = blocks[-1][:-1]
-        real_write(client, blocks, ttl)
+    def lossy(client, batches):  # type: ignore[no-untyped-def]
+        real_write(client, batches)
+        assert client.delete(keys.user_key(namespace, "bad", "u2")) == 1
 
-    monkeypatch.setattr(publish, "write_values", lossy)
+    monkeypatch.setattr(publish, "write_batches", lossy)
     with pytest.raises(PublishError, match="verification failed: 2 of 3 keys"):
         publish_version(redis_client, namespace, "bad", _topk(), (["v1"], [1.0]), 600)
+    assert redis_client.get(keys.live_key(namespace)) == b"good"
+
+
+def test_a_refused_set_is_a_publish_error(redis_client, namespace, monkeypatch):
+    """A SET that Redis refuses (here: out of memory, as with maxmemory and noeviction) fails the
+    publish with Redis's reason and leaves the previous version live."""
+    publish_version(redis_client, namespace, "good", _topk(), (["v1"], [1.0]), 600)
+    old = redis_client.config_get("maxmemory")["maxmemory"]
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+        redis_client.config_set("maxmemory", 1)  # every write is over the limit
+        with pytest.raises(PublishError, match="OOM"):
+            publish_version(redis_client, namespace, "full", _topk(), (["v1"], [1.0]), 600)
+    finally:
+        redis_client.config_set("maxmemory", old)
+        redis_client.config_set("maxmemory-policy", policy)
     assert redis_client.get(keys.live_key(namespace)) == b"good"
 
 
