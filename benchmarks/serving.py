@@ -63,6 +63,11 @@ SERVERS = {
     "uvicorn": lambda port, workers: [
         sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        "--loop", "uvloop", "--http", "serving.http:CoalescingHttpToolsProtocol",
+    ],
+    "uvicorn-stock": lambda port, workers: [
+        sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
         "--loop", "uvloop", "--http", "httptools",
     ],
     "granian": lambda port, workers: [

@@ -145,19 +145,19 @@ def cmd_redis(args: argparse.Namespace) -> object:
 def cmd_serve(args: argparse.Namespace) -> object:
     import uvicorn
 
+    from serving.http import uvicorn_options
+
     os.environ.setdefault("VIDREC_REDIS_URL", args.redis_url)
     os.environ.setdefault("VIDREC_NAMESPACE", args.namespace)
-    # the benchmarked configuration (benchmarks/serving.py): uvloop + httptools, no access log
+    # the benchmarked configuration (benchmarks/serving.py)
     uvicorn.run(
         "serving.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
         log_level="warning",
+        **uvicorn_options(),
     )
     return None
 

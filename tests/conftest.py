@@ -93,7 +93,8 @@ def pipeline_run(demo_source: Path, redis_url: str, tmp_path_factory: pytest.Tem
 
 
 class ServerThread:
-    """A real uvicorn server on a free loopback port, in a thread (for tests needing real HTTP)."""
+    """A real uvicorn server on a free loopback port, in a thread (for tests needing real HTTP),
+    configured as ``vidrec serve`` runs it (``serving.http.uvicorn_options``)."""
 
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         import socket
@@ -101,11 +102,14 @@ class ServerThread:
 
         import uvicorn
 
+        from serving.http import uvicorn_options
+
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", **uvicorn_options())
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
