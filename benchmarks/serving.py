@@ -63,7 +63,7 @@ SERVERS = {
     "uvicorn": lambda port, workers: [
         sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
-        "--loop", "uvloop", "--http", "serving.http:CoalescingHttpToolsProtocol",
+        "--loop", "uvloop", "--http", "serving.http:CoalescingHttpToolsProtocol", "--no-proxy-headers",
     ],
     "uvicorn-stock": lambda port, workers: [
         sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
