@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m benchmarks.text_features
 	$(BIN)/python -m benchmarks.topk
 	$(BIN)/python -m benchmarks.serving
+	$(BIN)/python -m benchmarks.serving --workers 2
 	$(BIN)/python -m benchmarks.serving --server granian
 	$(BIN)/python -m benchmarks.publish
 
