@@ -245,7 +245,11 @@ def publish_version(
         yield pack([b"EXISTS", *(key for key, _ in singles)]), 1
 
     try:
-        write_batches(client, prefetched(batches(), depth=4))  # packed on a thread, ahead of the socket
+        ahead = prefetched(batches(), depth=4)  # packed on a thread, ahead of the socket
+        try:
+            write_batches(client, ahead)
+        finally:
+            ahead.close()  # on failure: stops the packing thread now, not when garbage is collected
         present = count_existing(client, exists_batches())
         if present != n_keys:
             raise PublishError(f"verification failed: {present} of {n_keys} keys present after write")

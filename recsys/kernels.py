@@ -3,9 +3,10 @@
 This module imports numba (~0.6 s) and compiles each function on first use (~8 s; cached on disk
 beside it, so later processes load it): import it inside the functions that need it.
 
-``topk_rows``: top-k of each row of a dense score block. Order: score descending, then item index ascending, at every place including the k-th (which of
-several items tied at the cut is kept is therefore defined: the lowest indices). NaN scores are
-never selected; -inf marks an item as excluded.
+``topk_rows``: top-k of each row of a dense score block. Order: score descending, then item
+index ascending, at every place including the k-th (which of several items tied at the cut is
+kept is therefore defined: the lowest indices). NaN scores are never selected; -inf marks an
+item as excluded.
 
 Per row, two passes over the scores (the row stays in the core's cache between them):
 
