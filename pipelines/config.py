@@ -95,7 +95,24 @@ class PipelineConfig:
         return self.workdir / "runs" / parse_run_date(run_date).isoformat() / step
 
     def model_version(self, run_date: str) -> str:
-        trained_on = {"model": asdict(self.model), "protocol": self.protocol, "test_fraction": self.test_fraction}
+        """``YYYYMMDD-<digest>``: the run date and a digest of what the model was trained on (data
+        source, feature extraction, split, model settings). Models from different sources or
+        encoders in one workdir get different folders; the same run repeated gets the same id."""
+        trained_on = {
+            "source": str(Path(self.source).resolve()),
+            "features": {
+                "image_encoder": self.image_encoder,
+                "image_weights": self.image_weights,
+                "text_encoder": self.text_encoder,
+                "sampling": asdict(self.sampling),
+                "max_comments_per_video": self.max_comments_per_video,
+                "max_comment_chars": self.max_comment_chars,
+                "comment_half_life_days": self.comment_half_life_days,
+            },
+            "model": asdict(self.model),
+            "protocol": self.protocol,
+            "test_fraction": self.test_fraction,
+        }
         digest = hashlib.sha256(json.dumps(trained_on, sort_keys=True).encode()).hexdigest()[:8]
         return f"{parse_run_date(run_date).strftime('%Y%m%d')}-{digest}"
 

@@ -1,0 +1,22 @@
+from dataclasses import replace
+from pathlib import Path
+
+from pipelines.config import PipelineConfig
+from recsys.model import TwoTowerConfig
+
+
+def test_model_version_names_what_the_model_was_trained_on(tmp_path):
+    cfg = PipelineConfig(source=tmp_path / "a", workdir=tmp_path / "work")
+    version = cfg.model_version("2026-11-28")
+    assert version.startswith("20261128-") and version == cfg.model_version("2026-11-28T03:00:00")
+    # the same source given another way: the same id
+    assert replace(cfg, source=Path(str(tmp_path / "x" / ".." / "a"))).model_version("2026-11-28") == version
+    different = [
+        replace(cfg, source=tmp_path / "b"),  # another data source in the same workdir
+        replace(cfg, text_encoder="hashed-ngram"),
+        replace(cfg, image_encoder="keras:resnet50"),
+        replace(cfg, protocol="user_time"),
+        replace(cfg, model=TwoTowerConfig(embedding_dim=cfg.model.embedding_dim * 2)),
+    ]
+    assert len({c.model_version("2026-11-28") for c in different} | {version}) == len(different) + 1
+    assert replace(cfg, workdir=tmp_path / "elsewhere").model_version("2026-11-28") == version
