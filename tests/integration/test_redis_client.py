@@ -129,3 +129,38 @@ def test_a_server_that_never_answers_times_out_and_pending_calls_are_bounded():
             server.close()
 
     asyncio.run(run())
+
+
+def test_a_late_reply_goes_to_nobody_and_later_calls_get_their_own():
+    """A server that answers its first command after the timeout: that call fails at the timeout,
+    the late reply is dropped when it comes, and the next call gets its own reply, not that one."""
+
+    async def run() -> None:
+        async def echo_keys(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            first = True
+            while data := await reader.read(65536):
+                for key in [part.split(b"\r\n")[3] for part in data.split(b"*2\r\n") if part]:  # GET <key>
+                    if first:
+                        await asyncio.sleep(0.35)
+                        first = False
+                    writer.write(b"$%d\r\n%b\r\n" % (len(key), key))
+                    await writer.drain()
+
+        server = await asyncio.start_server(echo_keys, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = PipelinedRedis(f"redis://127.0.0.1:{port}/0", connections=1, timeout=0.2)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(RedisUnavailable, match="did not answer within 0.2s"):
+                await client.execute("GET", "slow")
+            assert 0.15 < time.monotonic() - t0 < 0.3
+            await asyncio.sleep(0.3)  # the late reply arrives meanwhile
+            assert await client.execute("GET", "fast") == b"fast"
+            assert await asyncio.gather(*(client.execute("GET", f"k{i}") for i in range(50))) == [
+                f"k{i}".encode() for i in range(50)
+            ]
+        finally:
+            await client.close()
+            server.close()
+
+    asyncio.run(run())
