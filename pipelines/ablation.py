@@ -30,7 +30,8 @@ def run_ablation(cfg: PipelineConfig, run_date: str, fusions: tuple[str, ...] = 
     rows = []
     for fusion in fusions:
         for name, modalities in ABLATIONS.items():
-            variant = replace(cfg, model=replace(cfg.model, fusion=fusion, modalities=modalities))
+            # each variant is trained with the settings given (no tuning per variant)
+            variant = replace(cfg, tune_seconds=0.0, model=replace(cfg.model, fusion=fusion, modalities=modalities))
             summary = train.train_and_export(variant, run_date, ds)
             model = train.load_model_version(variant, str(summary["version"]))
             report = evaluate.evaluate_model(variant, run_date, ds, model, with_baselines=False)

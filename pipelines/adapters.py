@@ -18,6 +18,13 @@
   ``timestamp`` is missing fall back to ``time`` (Beijing time). Caption rows that cannot be
   parsed are skipped with a count in the log; their videos keep an empty title.
 
+* ``movietweetings``: MovieTweetings (``ratings.dat``: ``user::imdb_id::rating::unix_ts`` with
+  ratings 0-10; ``movies.dat``: ``imdb_id#title (year)#genre|genre``, or ``::`` as separator as
+  upstream writes it; UTF-8). Movies become text-only videos (title, genres as tags, first genre as
+  category; the release year stays in the title, it is no upload date); every rating is a view with ``completion`` = rating / 10.
+  Rated ids missing from ``movies.dat`` still become (untitled) videos; unparseable lines are
+  skipped with a count in the log.
+
 * ``csv``: a folder of videos.csv / comments.csv / events.csv with other column names, renamed
   by a mapping (``--map events.user_id=uid``).
 
@@ -108,6 +115,73 @@ def _movielens_100k(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     )
     comments = pd.DataFrame(columns=["comment_id", "video_id", "text", "created_at", "likes"])
     return videos, comments, _events(data)
+
+
+def _split_movie_line(line: str) -> tuple[str, str, str] | None:
+    """``id#title (year)#genres`` (or ``::``) -> (id, title, genres); None when it does not parse.
+
+    The title is everything between the first and the last separator, so a ``#`` inside a title
+    survives."""
+    sep = "::" if "::" in line else "#"
+    head, _, rest = line.partition(sep)
+    title, _, genres = rest.rpartition(sep)
+    if not head.strip() or not _:
+        return None
+    return head.strip(), title.strip(), genres.strip()
+
+
+def movietweetings_tables(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(videos, comments, events) from a MovieTweetings folder (ratings.dat, optional movies.dat)."""
+    ratings_file = path / "ratings.dat"
+    if not ratings_file.exists():
+        raise FileNotFoundError(f"{path} holds no ratings.dat (MovieTweetings: user::imdb_id::rating::unix_ts)")
+    rows, bad = [], 0
+    with ratings_file.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.strip().split("::")
+            if len(parts) != 4 or not all(p.strip() for p in parts):
+                bad += int(bool(line.strip()))
+                continue
+            rows.append(parts)
+    if bad:
+        log.warning("movietweetings: skipped %d unparseable lines in %s", bad, ratings_file.name)
+    ratings = pd.DataFrame(rows, columns=["user", "item", "rating", "ts"])
+    rating = pd.to_numeric(ratings["rating"], errors="coerce")
+    events = pd.DataFrame(
+        {
+            "user_id": "u" + ratings["user"].str.strip(),
+            "video_id": "t" + ratings["item"].str.strip(),
+            "ts": pd.to_numeric(ratings["ts"], errors="coerce"),  # NaN is quarantined by ingest
+            "completion": (rating / 10.0).clip(0.0, 1.0),
+            "event": "view",
+        }
+    )
+    movies: list[tuple[str, str, str]] = []
+    movies_file = path / "movies.dat"
+    if movies_file.exists():
+        skipped = 0
+        with movies_file.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parsed = _split_movie_line(line.rstrip("\r\n"))
+                if parsed is None:
+                    skipped += int(bool(line.strip()))
+                    continue
+                movies.append(parsed)
+        if skipped:
+            log.warning("movietweetings: skipped %d unparseable lines in %s", skipped, movies_file.name)
+    m = pd.DataFrame(movies, columns=["item", "title", "genres"]).drop_duplicates("item")
+    rated = pd.DataFrame({"item": pd.unique(ratings["item"].str.strip())})
+    m = pd.concat([m, rated[~rated["item"].isin(m["item"])]], ignore_index=True).fillna("")
+    videos = pd.DataFrame(
+        {
+            "video_id": "t" + m["item"],
+            "title": m["title"],
+            "tags": m["genres"],
+            "category": m["genres"].str.split("|").str[0].fillna(""),
+        }
+    )
+    comments = pd.DataFrame(columns=["comment_id", "video_id", "text", "created_at", "likes"])
+    return videos, comments, events
 
 
 def csv_tables(
@@ -285,7 +359,13 @@ def kuairec_tables(
     return videos, pd.DataFrame(columns=["comment_id", "video_id", "text", "created_at", "likes"]), events
 
 
-ADAPTERS = {"movielens": movielens_tables, "microlens": microlens_tables, "kuairec": kuairec_tables, "csv": csv_tables}
+ADAPTERS = {
+    "movielens": movielens_tables,
+    "movietweetings": movietweetings_tables,
+    "microlens": microlens_tables,
+    "kuairec": kuairec_tables,
+    "csv": csv_tables,
+}
 
 
 def import_source(

@@ -52,6 +52,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         protocol=args.protocol,
         sampling=SamplingConfig(strategy=args.sampling, num_frames=args.frames, frames_per_second=args.fps),
         model=model,
+        **({"tune_seconds": args.tune_seconds} if getattr(args, "tune_seconds", None) is not None else {}),
     )
 
 
@@ -215,6 +216,12 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
         "--set", action="append", default=[], metavar="NAME=VALUE", help="any model setting, e.g. use_user_id=false"
     )
     p.add_argument(
+        "--tune-seconds",
+        type=float,
+        default=None,
+        help="time budget for choosing model settings on validation before training (0: train as given)",
+    )
+    p.add_argument(
         "--protocol",
         default="global_time",
         choices=("global_time", "user_time", "leave_last_out", "random"),
@@ -239,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo_data)
 
     p = sub.add_parser("import", help="convert a public data set into a data-contract folder")
-    p.add_argument("format", choices=("movielens", "microlens", "kuairec", "csv"))
+    p.add_argument("format", choices=("movielens", "movietweetings", "microlens", "kuairec", "csv"))
     p.add_argument("path", help="the data set's folder")
     p.add_argument("--source", required=True, help="the data-contract folder to write")
     p.add_argument("--map", action="append", default=[], help="csv: table.contract_column=source_column")

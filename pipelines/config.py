@@ -72,6 +72,10 @@ class PipelineConfig:
     """How far below the live model's gate_metric a new model may be and still be published."""
     version_grace_seconds: int = 3600
     """Versions older than the previous one are UNLINKed once published this long ago."""
+    tune_seconds: float = 150.0
+    """Before training, choose the model settings that matter (temperature, whether to use video
+    ids, id dropout by frequency, learning rate) on the validation events within about this many
+    seconds (``pipelines.tune.auto_tune``); 0 trains ``model`` as given."""
     model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
@@ -112,6 +116,7 @@ class PipelineConfig:
             "model": asdict(self.model),
             "protocol": self.protocol,
             "test_fraction": self.test_fraction,
+            "tune_seconds": self.tune_seconds,
         }
         digest = hashlib.sha256(json.dumps(trained_on, sort_keys=True).encode()).hexdigest()[:8]
         return f"{parse_run_date(run_date).strftime('%Y%m%d')}-{digest}"

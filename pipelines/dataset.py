@@ -28,6 +28,8 @@ class Dataset:
     users: list[str]
     content: ItemContent
     split: Split  # train and test events, with user_idx and item_idx
+    published_at: np.ndarray | None = None
+    """[n_items] each video's publication time (epoch s), NaN where the source does not say."""
 
 
 def _stack(col: pd.Series, dim: int) -> np.ndarray:
@@ -73,6 +75,11 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         user_idx=src.events["user_id"].map(upos).astype("int32"),
     )
     split = make_split(events, cfg.protocol, cfg.test_fraction, seed=cfg.model.seed)
+    published = (
+        src.videos.set_index("video_id")["published_at"].reindex(items).to_numpy(np.float64)
+        if "published_at" in src.videos
+        else np.full(len(items), np.nan)
+    )
 
     out = cfg.partition(run_date, "dataset")
     write_json(out / "items.json", items)
@@ -81,6 +88,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         out / "content.npz",
         lambda p: np.savez(p.open("wb"), **{f: getattr(content, f) for f in content.__dataclass_fields__}),
     )
+    atomic_write(out / "published.npy", lambda p: np.save(p.open("wb"), published))
     write_parquet(out / "train.parquet", split.train)
     write_parquet(out / "test.parquet", split.test)
     summary = {
@@ -109,9 +117,12 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
         pd.read_parquet(out / "test.parquet"),
         meta.get("cutoff_ts"),
     )
+    items = json.loads((out / "items.json").read_text())
+    published = np.load(out / "published.npy") if (out / "published.npy").exists() else np.full(len(items), np.nan)
     return Dataset(
-        items=json.loads((out / "items.json").read_text()),
+        items=items,
         users=json.loads((out / "users.json").read_text()),
         content=content,
         split=split,
+        published_at=published,
     )

@@ -26,9 +26,10 @@ from pipelines.config import PipelineConfig, write_json
 from pipelines.report import write_html
 from recsys import baselines
 from recsys.baselines import Scorer
-from recsys.metrics import beyond_accuracy, evaluate_rankings, topk_with_exclusions
+from recsys.metrics import beyond_accuracy, evaluate_rankings, paired_bootstrap, per_user_ndcg, topk_with_exclusions
 from recsys.model import last_history
-from recsys.split import evaluation_targets, validation_split
+from recsys.scoring import freshness_adder
+from recsys.split import GLOBAL_TIME, evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,122 @@ def cohort_metrics(
     return out
 
 
+AGE_BANDS = (("age<1d", 0.0, 86400.0), ("age1-7d", 86400.0, 7 * 86400.0), ("age>7d", 7 * 86400.0, np.inf))
+
+
+def video_age_cohorts(
+    rankings: dict[str, np.ndarray], users: np.ndarray, ds: dataset.Dataset, split: object, k: int = 10
+) -> dict[str, dict[str, dict[str, float]]]:
+    """NDCG@k per band of video age at the time of the held-out watch (< 1 day, 1-7 days, older):
+    only held-out videos whose watch fell in the band count as relevant (users with one). A video's
+    age runs from its publication time, else from its first event anywhere in the data (a label of
+    the test event, never a model input). Empty when no video has a time to count from."""
+    events = pd.concat([split.train, split.test])  # type: ignore[attr-defined]
+    birth, _ = train.item_birth(events, ds.published_at, len(ds.items))
+    if np.isnan(birth).all():
+        return {}
+    test = split.test  # type: ignore[attr-defined]
+    age = test["ts"].to_numpy(np.float64) - birth[test["item_idx"].to_numpy()]
+    row_of = {int(u): r for r, u in enumerate(users)}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, lo, hi in AGE_BANDS:
+        band = test[(age >= lo) & (age < hi)]
+        per_user: dict[int, set[int]] = {}
+        for u, i in zip(band["user_idx"].to_numpy(), band["item_idx"].to_numpy(), strict=True):
+            if int(u) in row_of:
+                per_user.setdefault(row_of[int(u)], set()).add(int(i))
+        rows = sorted(per_user)
+        if not rows:
+            continue
+        # only videos the user had not watched in training can be relevant (they are excluded from ranking)
+        rel = [per_user[r] for r in rows]
+        out[f"video_{name}"] = {m: evaluate_rankings(ranked[rows], rel, k) for m, ranked in rankings.items()}
+    return out
+
+
+def paired_comparisons(
+    rankings: dict[str, np.ndarray], users: np.ndarray, relevant: list[set[int]], train_counts: np.ndarray, k: int = 10
+) -> dict[str, dict[str, object]]:
+    """The model against the best baseline of the same run (by mean NDCG@k), user by user: the mean
+    per-user NDCG@k difference and its bootstrap 95% interval, over all evaluated users and over the
+    cold-video cohort (there, against the best baseline of that cohort)."""
+    out: dict[str, dict[str, object]] = {}
+    cold = set(np.flatnonzero(train_counts == 0).tolist())
+    cold_rel = [r & cold for r in relevant]
+    cold_rows = np.flatnonzero([bool(r) for r in cold_rel])
+    for label, rows, rel in (
+        ("all", np.arange(len(relevant)), relevant),
+        ("cold_videos", cold_rows, [cold_rel[r] for r in cold_rows]),
+    ):
+        if len(rows) == 0 or "two_tower" not in rankings:
+            continue
+        per = {m: per_user_ndcg(ranked[rows], rel, k) for m, ranked in rankings.items()}
+        others = [m for m in per if m != "two_tower"]
+        if not others:
+            continue
+        best = max(others, key=lambda m: per[m].mean())
+        out[label] = {"baseline": best, **paired_bootstrap(per["two_tower"], per[best])}
+    return out
+
+
+def scorers_for_new_users(train_events: pd.DataFrame, ds: dataset.Dataset, with_baselines: bool) -> dict[str, object]:
+    """History scorers for users the model never saw: (histories [n][items], exclude, k) -> ranked."""
+    n_items = len(ds.items)
+    out: dict[str, object] = {}
+    if with_baselines:
+        out["popularity"] = baselines.history_popularity(train_events, n_items)
+        out["item_knn"] = baselines.history_item_knn(train_events, len(ds.users), n_items)
+        out["content_only"] = baselines.history_content_only(ds.content)
+    return out
+
+
+def new_user_cohort(
+    model: train.ExportedModel,
+    ds: dataset.Dataset,
+    split: object,
+    history_scorers: dict[str, object],
+    now: np.ndarray,
+    k: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Users with no training events and at least two held-out ones, answered as the API answers a
+    user it never saw once their first watch is posted: the model from that watch alone (the mean
+    of its item embeddings, as ``serving.online`` does), the baselines from the same watch (ALS
+    has no vector for them: it serves popularity). Relevant: their later held-out videos."""
+    train_ev, test = split.train, split.test  # type: ignore[attr-defined]
+    seen = set(train_ev["user_idx"].unique().tolist())
+    fresh = test[~test["user_idx"].isin(seen)].sort_values(["user_idx", "ts"], kind="stable")
+    if fresh.empty:
+        return {}
+    histories, relevant, times = [], [], []
+    for _, g in fresh.groupby("user_idx"):
+        first = int(g["item_idx"].iloc[0])
+        later = set(g["item_idx"].iloc[1:].tolist()) - {first}
+        if later:
+            histories.append([first])
+            relevant.append(later)
+            times.append(float(g["ts"].iloc[0]))
+    if not histories:
+        return {}
+    exclude = [np.asarray(h, np.int64) for h in histories]
+    from recsys.online import NUMPY_TOWER_FILE, NumpyUserTower
+
+    tower = NumpyUserTower(model.path / NUMPY_TOWER_FILE, model.item_vectors)
+    hist = np.full((len(histories), model.config.max_history), len(ds.items), np.int64)
+    hist[:, -1] = [h[0] for h in histories]
+    vecs = tower.item_to_item(hist)
+    add = freshness_adder(model.layout, np.asarray(times), model.item_birth, split.protocol != GLOBAL_TIME)  # type: ignore[attr-defined]
+    out = {
+        "two_tower": evaluate_rankings(
+            topk_with_exclusions(vecs, model.item_vectors, k, exclude, add_scores=add)[0], relevant, k
+        )
+    }
+    for name, scorer in history_scorers.items():
+        out[name] = evaluate_rankings(scorer(histories, exclude, k), relevant, k)  # type: ignore[operator]
+    if "popularity" in out:
+        out["als"] = out["popularity"]
+    return out
+
+
 def protocol_detail(protocol: str, test_fraction: float) -> str:
     """How a protocol split the events, in words, with the configured held-out share."""
     test, train = round(100 * test_fraction), round(100 * (1 - test_fraction))
@@ -129,6 +246,17 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
         n = next(iter(by_model.values()))["users"]
         cells = "  ".join(f"{name} {m['ndcg@10']:.4f}±{m['ndcg@10_se']:.4f}" for name, m in by_model.items())
         lines.append(f"cohort {cohort} ({n} users) ndcg@10: {cells}")
+    for label, p in (report.get("paired") or {}).items():
+        lines.append(
+            f"paired ({label}, {p['users']} users): two_tower - {p['baseline']} NDCG@10 "
+            f"{p['mean_diff']:+.4f}, 95% bootstrap interval [{p['lo']:+.4f}, {p['hi']:+.4f}]"
+        )
+    tuning = report.get("tuning") or {}
+    if tuning.get("trials"):
+        lines.append(
+            f"tuning: chose {tuning['chosen'] or 'the defaults'} of {len(tuning['trials'])} settings tried in "
+            f"{tuning['seconds']:.0f} s (budget {tuning['budget_seconds']:.0f} s) by validation NDCG@10"
+        )
     return "\n".join(lines)
 
 
@@ -163,9 +291,14 @@ def evaluate_model(
         train.completion(split.train),
     )
 
+    # Freshness is judged at each user's reference time (``train.reference_times``).
+    now = train.reference_times(split.train, split.test, split.protocol, len(ds.users))
+    exclude_unborn = split.protocol != GLOBAL_TIME
+
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
         vecs = model.user_tower(hist[u], u.astype(np.int32), weight[u])
-        return topk_with_exclusions(vecs, model.item_vectors, k, excl)[0]
+        add = freshness_adder(model.layout, now[u], model.item_birth, exclude_unborn)
+        return topk_with_exclusions(vecs, model.item_vectors, k, excl, add_scores=add)[0]
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
     fit_on, n_users, n_items = split.train, len(ds.users), len(ds.items)
@@ -173,7 +306,7 @@ def evaluate_model(
     tuning: dict[str, object] = {}
     if with_baselines:
         # ALS settings are chosen on a validation split of the training events, never on test.
-        fit, held_out = validation_split(fit_on, cfg.model.validation_fraction or 0.1)
+        fit, held_out = validation_split(fit_on, cfg.model.validation_fraction or 0.1, split.protocol)
         tuning["als"] = als = baselines.tune_als(fit, held_out, n_users, n_items, seed=cfg.model.seed)
         scorers.update(
             {
@@ -186,6 +319,11 @@ def evaluate_model(
             }
         )
     rankings = rank_all(scorers, users, exclude, max(K_VALUES))
+    cohorts = cohort_metrics(rankings, users, relevant, split.train, train_counts)
+    cohorts.update(video_age_cohorts(rankings, users, ds, split))
+    new_users = new_user_cohort(model, ds, split, scorers_for_new_users(fit_on, ds, with_baselines), now)
+    if new_users:
+        cohorts["new_users"] = new_users
     return {
         "run_date": run_date,
         "model_version": model.version,
@@ -196,11 +334,14 @@ def evaluate_model(
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
         "metrics": {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()},
-        "cohorts": cohort_metrics(rankings, users, relevant, split.train, train_counts),
+        "cohorts": cohorts,
+        "paired": paired_comparisons(rankings, users, relevant, train_counts) if with_baselines else {},
         "baseline_tuning": tuning,
         "examples": example_users(ds, users, relevant, rankings["two_tower"], hist),
         "model_config": asdict(model.config),
         "training": _training_summary(model),
+        "tuning": _json_file(model.path / "tuning.json"),
+        "new_items": _json_file(model.path / "calibration.json"),
     }
 
 
@@ -252,6 +393,13 @@ def example_users(
         }
         for r in rows
     ]
+
+
+def _json_file(path: object) -> dict[str, object]:
+    from pathlib import Path
+
+    p = Path(str(path))
+    return json.loads(p.read_text()) if p.exists() else {}
 
 
 def _training_summary(model: train.ExportedModel) -> dict[str, object]:

@@ -121,18 +121,22 @@ def score_users(
     vectors = model.user_tower(hist[active], active.astype(np.int32), weight[active])
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d(watched[a], blocked) for a in active]
-    idx, scores = batch_topk(vectors, model.item_vectors, k, exclude, ann_min_items)
+    # Freshness as of the latest event known: the lists serve from now until the next publish.
+    items = model.item_vectors_at(float(events["ts"].max()) if len(events) else None)
+    idx, scores = batch_topk(vectors, items, k, exclude, ann_min_items)
     return TopKMatrix([model.users[a] for a in active], VocabBytes(model.items), idx, scores)
 
 
 def similar_items(
     model: train.ExportedModel, k: int, unavailable: frozenset[str] = frozenset(), ann_min_items: int = 250_000
 ) -> TopKMatrix:
-    """For every video in the model, the ``k`` nearest other videos by item-embedding dot product."""
+    """For every video in the model, the ``k`` nearest other videos by item-embedding dot product
+    (the item tower's unit vectors: cosine similarity)."""
     iidx = {v: i for i, v in enumerate(model.items)}
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d([i], blocked) for i in range(len(model.items))]
-    idx, scores = batch_topk(model.item_vectors, model.item_vectors, k, exclude, ann_min_items)
+    vectors = model.layout.similarity_vectors(model.item_vectors)
+    idx, scores = batch_topk(vectors, vectors, k, exclude, ann_min_items)
     return TopKMatrix(list(model.items), VocabBytes(model.items), idx, scores)
 
 

@@ -363,6 +363,9 @@ def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-unt
         log.warning("report without titles and thumbnails: %s", exc)
     model_dir = cfg.model_dir(report["model_version"])
     item_vectors = np.load(model_dir / "item_embeddings.npy") if (model_dir / "item_embeddings.npy").exists() else None
+    if item_vectors is not None and (model_dir / "scoring.json").exists():
+        # only the item tower's embedding columns: the rest are a bias and the fixed content prior
+        item_vectors = item_vectors[:, : int(json.loads((model_dir / "scoring.json").read_text())["dim"])]
     items = json.loads((model_dir / "items.json").read_text()) if (model_dir / "items.json").exists() else []
     fusion = json.loads((model_dir / "fusion.json").read_text()) if (model_dir / "fusion.json").exists() else None
     ablation_path = cfg.workdir / "runs" / run_date / "ablation" / "report.json"

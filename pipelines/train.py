@@ -29,18 +29,20 @@ from pipelines import dataset
 from pipelines.config import PipelineConfig, write_json
 from recsys.model import (
     LoadedUserTower,
+    ScoreLayout,
     TrainingExamples,
+    TrainResult,
     TwoTowerConfig,
     ValidationSet,
+    calibrate_new_items,
     fusion_weights,
     history_windows,
-    item_embeddings,
     last_history,
     save_user_tower,
     train_two_tower,
 )
 from recsys.online import NUMPY_TOWER_FILE, export_numpy_user_tower
-from recsys.split import evaluation_targets, validation_split
+from recsys.split import GLOBAL_TIME, evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +55,60 @@ def completion(events: pd.DataFrame) -> np.ndarray | None:
 def make_examples(events: pd.DataFrame, num_items: int, max_history: int) -> TrainingExamples:
     user, item, ts = (events[c].to_numpy() for c in ("user_idx", "item_idx", "ts"))
     history, weight = history_windows(user, item, ts, max_history, num_items, completion(events))
-    return TrainingExamples(history=history, user=user.astype(np.int32), item=item.astype(np.int32), weight=weight)
+    return TrainingExamples(
+        history=history, user=user.astype(np.int32), item=item.astype(np.int32), weight=weight, ts=ts.astype(np.int64)
+    )
+
+
+def item_birth(events: pd.DataFrame, published_at: np.ndarray | None, num_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """([num_items] epoch s each video became watchable as far as ``events`` tell: the earlier of
+    its publication time and its first event, NaN when neither is known (never watched, no date);
+    [num_items] bool: True where that is the first event, not a publication time)."""
+    first = np.full(num_items, np.inf)
+    np.minimum.at(first, events["item_idx"].to_numpy(), events["ts"].to_numpy().astype(np.float64))
+    published = (
+        np.full(num_items, np.inf) if published_at is None else np.where(np.isnan(published_at), np.inf, published_at)
+    )
+    birth = np.fmin(first, published)
+    from_event = np.isfinite(first) & (first < published)
+    return np.where(np.isfinite(birth), birth, np.nan), from_event
+
+
+def first_event_ts(events: pd.DataFrame, num_users: int) -> np.ndarray:
+    """[num_users] each user's earliest event time in ``events`` (epoch s; NaN for users without one)."""
+    out = np.full(num_users, np.inf)
+    np.minimum.at(out, events["user_idx"].to_numpy(), events["ts"].to_numpy().astype(np.float64))
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def reference_times(train: pd.DataFrame, held_out: pd.DataFrame, protocol: str, num_users: int) -> np.ndarray:
+    """[num_users] the time each user's list is judged at (epoch s), for freshness: under
+    global_time the split time (what a nightly publish at that time knows), otherwise the time of
+    the user's first held-out event (when they came back and asked: a live service knows the time
+    of a request, never what it leads to); the last training event where there is none."""
+    if protocol == GLOBAL_TIME:
+        cutoff = float(held_out["ts"].min()) if len(held_out) else float(train["ts"].max())
+        return np.full(num_users, cutoff)
+    now = first_event_ts(held_out, num_users)
+    last = np.full(num_users, -np.inf)
+    np.maximum.at(last, train["user_idx"].to_numpy(), train["ts"].to_numpy().astype(np.float64))
+    return np.where(np.isnan(now), np.where(np.isfinite(last), last, float(train["ts"].max())), now)
+
+
+def user_event_counts(events: pd.DataFrame, num_users: int) -> np.ndarray:
+    return np.bincount(events["user_idx"].to_numpy(), minlength=num_users)
 
 
 def make_validation(
-    fit: pd.DataFrame, held_out: pd.DataFrame, num_users: int, num_items: int, max_history: int
+    fit: pd.DataFrame,
+    held_out: pd.DataFrame,
+    num_users: int,
+    num_items: int,
+    max_history: int,
+    protocol: str = GLOBAL_TIME,
 ) -> ValidationSet:
-    """Validation targets: users' held-out items, ranked from their fitting events' history."""
+    """Validation targets: users' held-out items, ranked from their fitting events' history, with
+    freshness judged at each user's last fitting event."""
     users, exclude, relevant = evaluation_targets(fit, held_out)
     hist, weight = last_history(
         fit["user_idx"].to_numpy(),
@@ -70,17 +119,50 @@ def make_validation(
         num_items,
         completion(fit),
     )
-    return ValidationSet(hist[users], weight[users], users.astype(np.int32), exclude, relevant)
+    now = reference_times(fit, held_out, protocol, num_users)[users]
+    return ValidationSet(
+        hist[users], weight[users], users.astype(np.int32), exclude, relevant, now, protocol != GLOBAL_TIME
+    )
 
 
-def fit_and_validation(ds: dataset.Dataset, model_cfg: TwoTowerConfig) -> tuple[TrainingExamples, ValidationSet | None]:
-    """Training examples and (when early stopping is on) the validation set carved from training."""
+@dataclass(frozen=True)
+class FitData:
+    """What one training run fits on: examples, per-video birth times, per-user event counts."""
+
+    examples: TrainingExamples
+    item_birth: np.ndarray
+    birth_from_event: np.ndarray
+    user_counts: np.ndarray
+    validation: ValidationSet | None = None
+
+
+def fit_data(ds: dataset.Dataset, events: pd.DataFrame, max_history: int) -> FitData:
+    n_users, n_items = len(ds.users), len(ds.items)
+    birth, from_event = item_birth(events, ds.published_at, n_items)
+    return FitData(make_examples(events, n_items, max_history), birth, from_event, user_event_counts(events, n_users))
+
+
+def fit_and_validation(ds: dataset.Dataset, model_cfg: TwoTowerConfig) -> FitData:
+    """Training data and (when early stopping is on) the validation set carved from training."""
     train_events, n_users, n_items = ds.split.train, len(ds.users), len(ds.items)
     if model_cfg.early_stopping_patience == 0 or model_cfg.validation_fraction == 0:
-        return make_examples(train_events, n_items, model_cfg.max_history), None
-    fit, held_out = validation_split(train_events, model_cfg.validation_fraction)
-    validation = make_validation(fit, held_out, n_users, n_items, model_cfg.max_history)
-    return make_examples(fit, n_items, model_cfg.max_history), validation
+        return fit_data(ds, train_events, model_cfg.max_history)
+    fit, held_out = validation_split(train_events, model_cfg.validation_fraction, ds.split.protocol)
+    validation = make_validation(fit, held_out, n_users, n_items, model_cfg.max_history, ds.split.protocol)
+    return replace(fit_data(ds, fit, model_cfg.max_history), validation=validation)
+
+
+def fit_model(cfg: TwoTowerConfig, ds: dataset.Dataset, data: FitData) -> TrainResult:
+    return train_two_tower(
+        cfg,
+        ds.content,
+        len(ds.users),
+        data.examples,
+        data.validation,
+        data.item_birth,
+        data.user_counts,
+        data.birth_from_event,
+    )
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
@@ -91,33 +173,63 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
 
 
 def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) -> dict[str, object]:
-    """Train on the dataset's training side and export models/<version>/; returns the summary."""
+    """Train on the dataset's training side and export models/<version>/; returns the summary.
+
+    With ``cfg.tune_seconds`` > 0 the model settings that matter are first chosen on the validation
+    events within that budget (``pipelines.tune.auto_tune``); the version id digests the settings
+    as configured (the choice is a function of them and the data), the model folder's config.json
+    holds the settings chosen."""
+    version_cfg = cfg
     t0 = time.perf_counter()
-    examples, validation = fit_and_validation(ds, cfg.model)
-    result = train_two_tower(cfg.model, ds.content, len(ds.users), examples, validation)
-    if validation is not None and cfg.model.refit_after_validation:
+    data = fit_and_validation(ds, cfg.model)
+    tuning: dict[str, object] = {}
+    if data.validation is not None and cfg.tune_seconds > 0 and len(data.validation.user):
+        from pipelines.tune import auto_tune
+
+        model_cfg, result, tuning = auto_tune(cfg.model, ds, data, cfg.tune_seconds)
+        cfg = replace(cfg, model=model_cfg)
+    else:
+        result = fit_model(cfg.model, ds, data)
+    calibration: dict[str, object] = {}
+    if data.validation is not None and cfg.model.calibrate_new_items:
+        calibration = calibrate_new_items(result, data.validation)
+    if data.validation is not None and cfg.model.refit_after_validation:
         # The validation events are each user's latest training events, the closest to what comes
         # next: refit on all training events for the epoch count early stopping chose.
         best = int(result.history["best_epoch"][0])
-        all_examples = make_examples(ds.split.train, len(ds.items), cfg.model.max_history)
+        data = fit_data(ds, ds.split.train, cfg.model.max_history)
         refit_cfg = replace(cfg.model, epochs=best, early_stopping_patience=0)
-        refit = train_two_tower(refit_cfg, ds.content, len(ds.users), all_examples)
-        history = {**result.history, "fit_loss": result.history["loss"], "loss": refit.history["loss"], "refit": [1.0]}
-        result = replace(result, item_tower=refit.item_tower, user_tower=refit.user_tower, history=history)
-        examples = all_examples
+        refit = fit_model(refit_cfg, ds, data)
+        refit.history = {
+            **result.history,
+            "fit_loss": result.history["loss"],
+            "loss": refit.history["loss"],
+            "refit": [1.0],
+        }
+        if calibration:
+            refit.new_item_bias = float(calibration["new_item_bias"])  # type: ignore[arg-type]
+            refit.new_prior_scale *= float(calibration.get("prior_multiplier", 1.0))  # type: ignore[arg-type]
+        result = refit
+    examples = data.examples
+    reference_ts = float(ds.split.train["ts"].max())
 
-    version = cfg.model_version(run_date)
+    version = version_cfg.model_version(run_date)
     final = cfg.model_dir(version)
     staging = final.with_name(f".{version}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     save_user_tower(result.user_tower, staging / "user_tower", cfg.model.max_history)
-    np.save(staging / "item_embeddings.npy", item_embeddings(result.item_tower, len(ds.items)))
+    np.save(staging / "item_embeddings.npy", result.item_matrix())
+    np.save(staging / "item_birth.npy", result.item_birth)
+    np.save(staging / "new_items.npy", result.new_items)
+    write_json(staging / "calibration.json", calibration)
+    write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
     export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
     write_json(staging / "items.json", ds.items)
     write_json(staging / "users.json", ds.users)
     write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
     write_json(staging / "train_history.json", result.history)
+    write_json(staging / "tuning.json", tuning)
     weights = fusion_weights(result.item_tower, len(ds.items))
     write_json(staging / "fusion.json", {"fusion": cfg.model.fusion, "mean_modality_weights": weights})
     # Swap the finished folder in whole, so a reader never sees half a model.
@@ -136,6 +248,15 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "fusion": cfg.model.fusion,
         "modalities": list(cfg.model.modalities),
         "fusion_weights": weights,
+        "new_items": {
+            "count": int(result.new_items.sum()) if result.new_items is not None else 0,
+            "bias": result.new_item_bias,
+            "dot_scale": result.new_dot_scale,
+            "prior_scale": result.new_prior_scale,
+        },
+        "freshness": result.layout.to_json().get("freshness"),
+        "freshness_per_day": result.layout.freshness_per_day,
+        "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
@@ -149,8 +270,19 @@ class ExportedModel:
     items: list[str]
     users: list[str]
     item_vectors: np.ndarray
+    """[n_items, D]: each item's side of the score (``ScoreLayout``), freshness not folded in."""
     config: TwoTowerConfig
     user_tower: LoadedUserTower
+    layout: ScoreLayout
+    item_birth: np.ndarray
+    """[n_items] epoch s each video became watchable (NaN: unknown, scored as new)."""
+    reference_ts: float | None
+    """The latest training event: "now" for the model when nothing later is known."""
+
+    def item_vectors_at(self, now_s: float | None = None) -> np.ndarray:
+        """The item matrix with each item's freshness at ``now_s`` (default: ``reference_ts``)."""
+        now = self.reference_ts if now_s is None else now_s
+        return self.item_vectors if now is None else self.layout.fold_freshness(self.item_vectors, self.item_birth, now)
 
 
 def load_model(cfg: PipelineConfig, run_date: str) -> ExportedModel:
@@ -166,12 +298,21 @@ def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"model version {version} not found under {path}")
     conf = json.loads((path / "config.json").read_text())["model"]
+    item_vectors = np.load(path / "item_embeddings.npy")
+    scoring = json.loads((path / "scoring.json").read_text()) if (path / "scoring.json").exists() else None
+    layout = ScoreLayout.from_json(scoring) if scoring else ScoreLayout(dim=item_vectors.shape[1])
+    birth = (
+        np.load(path / "item_birth.npy") if (path / "item_birth.npy").exists() else np.full(len(item_vectors), np.nan)
+    )
     return ExportedModel(
         version=version,
         path=path,
         items=json.loads((path / "items.json").read_text()),
         users=json.loads((path / "users.json").read_text()),
-        item_vectors=np.load(path / "item_embeddings.npy"),
+        item_vectors=item_vectors,
         config=TwoTowerConfig(**conf),
         user_tower=LoadedUserTower(path / "user_tower"),
+        layout=layout,
+        item_birth=birth,
+        reference_ts=scoring.get("reference_ts") if scoring else None,
     )

@@ -145,3 +145,43 @@ def tune_als(
 
 def _ndcg(metrics: dict[str, float]) -> dict[str, float]:
     return {"ndcg@10": round(metrics["ndcg@10"], 5)}
+
+
+HistoryScorer = Callable[[list[list[int]], list[np.ndarray], int], np.ndarray]
+"""(histories: per user, the item indices they watched; exclude lists; k) -> ranked [n, k]: for
+users outside the training matrix (new users answered from the watches they just posted)."""
+
+
+def history_popularity(train: pd.DataFrame, num_items: int) -> HistoryScorer:
+    scorer = fit_popularity(train, num_items)
+    return lambda histories, exclude, k: scorer(np.zeros(len(histories), np.int64), exclude, k)
+
+
+def history_item_knn(train: pd.DataFrame, num_users: int, num_items: int) -> HistoryScorer:
+    """Sum of item-item cosine similarities (as ``fit_item_knn``) to the given history items."""
+    from scipy import sparse
+
+    x = _user_item_matrix(train, num_users, num_items)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+    inv = sparse.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32))
+    xn = (x @ inv).tocsc()
+
+    def score(histories: list[list[int]], exclude: list[np.ndarray], k: int) -> np.ndarray:
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        cols = np.concatenate([np.asarray(h, np.int64) for h in histories]) if histories else np.zeros(0, np.int64)
+        h = sparse.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), num_items))
+        scores = np.asarray((h @ xn.T @ xn).todense(), np.float32)
+        return topk_from_scores(scores, k, exclude)[0]
+
+    return score
+
+
+def history_content_only(content: ItemContent) -> HistoryScorer:
+    """The mean content vector of the given history items (as ``fit_content_only``)."""
+    vecs = content_vectors(content)
+
+    def score(histories: list[list[int]], exclude: list[np.ndarray], k: int) -> np.ndarray:
+        profiles = np.stack([vecs[np.asarray(h, np.int64)].mean(axis=0) for h in histories]).astype(np.float32)
+        return topk_with_exclusions(profiles, vecs, k, exclude)[0]
+
+    return score

@@ -18,7 +18,7 @@ reported with its mean and standard error over evaluated users.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -125,6 +125,7 @@ def topk_with_exclusions(
     workers: int | None = None,
     memory_budget_bytes: int = 512 << 20,
     cache_block_bytes: int = 16 << 20,
+    add_scores: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by dot product, in blocks of users to bound memory.
 
@@ -136,6 +137,8 @@ def topk_with_exclusions(
     Blocks run on ``workers`` threads (default: CPU count), each a single-threaded BLAS matmul
     followed by the selection, so selection on one core overlaps the matmul on another. Score
     blocks are sized so that all workers together hold at most ``memory_budget_bytes``.
+    ``add_scores(start, stop)``, when given, returns [stop - start, n_items] scores added to those
+    users' dot products (a per-user term, e.g. freshness at each user's own reference time).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -159,6 +162,8 @@ def topk_with_exclusions(
     def run_block(start: int) -> None:
         stop = min(start + block, n_users)
         scores = user_vectors[start:stop].astype(np.float32) @ items_t  # [b, n_items]
+        if add_scores is not None:
+            scores += add_scores(start, stop)
         excl = exclude[start:stop] if exclude is not None else None
         idx_out[start:stop], score_out[start:stop] = topk_from_scores(scores, k, excl)
 
@@ -170,3 +175,37 @@ def topk_with_exclusions(
         with threadpool_limits(1, "blas"), ThreadPoolExecutor(workers, thread_name_prefix="topk") as pool:
             list(pool.map(run_block, starts))  # list() re-raises a worker's exception here
     return idx_out, score_out
+
+
+def per_user_ndcg(ranked: np.ndarray, relevant: Sequence[set[int]], k: int) -> np.ndarray:
+    """[n_users] NDCG@k of each user's list (the values ``evaluate_rankings`` averages)."""
+    if ranked.shape[0] != len(relevant):
+        raise ValueError(f"{ranked.shape[0]} ranked lists for {len(relevant)} users")
+    return np.array([ndcg_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)], np.float64)
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, float]:
+    """Mean of the per-user differences ``a - b`` (same users, same order) and its percentile
+    bootstrap interval: users are resampled with replacement ``n_boot`` times (seeded, so the
+    interval is reproducible) and the interval holds the central ``level`` of the resampled means.
+
+    Returns {"mean_diff", "lo", "hi", "users", "level", "resamples"}; with no users, NaNs."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
+    d = a - b
+    n = len(d)
+    if n == 0:
+        return {"mean_diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "users": 0, "level": level,
+                "resamples": n_boot}  # fmt: skip
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for s in range(0, n_boot, 256):  # in chunks: n_boot x n indices at once can be large
+        idx = rng.integers(0, n, size=(min(256, n_boot - s), n))
+        means[s : s + len(idx)] = d[idx].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [tail, 1.0 - tail], method="inverted_cdf")
+    return {"mean_diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "users": n, "level": level,
+            "resamples": n_boot}  # fmt: skip

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.scoring import FRESHNESS_BUCKETS, FRESHNESS_HOURS, ScoreLayout, freshness_adder
+
 FUSIONS = ("concat", "weighted_sum", "attention")
 MODALITIES = ("id", "visual", "caption", "comments")
 
@@ -75,6 +77,31 @@ class TwoTowerConfig:
     user_id_dropout: float = 0.1
     """Share of training examples whose user id is replaced by the unknown-user id, so that row is
     trained and a new user is scored from their history alone."""
+    item_bias: bool = True
+    """A learned per-video bias (from the item tower's fused features, so a new video gets one from
+    its content): how watchable a video is whoever the user."""
+    freshness: bool = True
+    """A learned bias by the video's age at the time of each watch (log2-hour buckets); a video
+    not yet published at an event's time is never its negative. Scored at a reference time."""
+    content_prior: bool = True
+    """Add the content-only similarity (user's mean content vector . video's content vector, the
+    pretrained encoders' view, reduced to ``content_prior_dim`` by SVD) to every score, with a
+    learned weight: a video with no training signal is still ranked by what it shows and says."""
+    content_prior_dim: int = 64
+    uniform_negatives: int = 256
+    """Videos drawn uniformly from the whole catalogue as extra negatives per batch, besides the
+    batch's positives (mixed negative sampling): unwatched and rare videos are seen as negatives."""
+    id_dropout_frequency: float = 0.0
+    """If > 0 (kappa), a video watched c times keeps its id with probability (1 - id_dropout) x
+    c / (c + kappa): rare videos learn to be scored from content, like new ones."""
+    new_item_scales: bool = False
+    """Learn two scales for videos scored without their id (new ones; in training, those whose id
+    was dropped): one for the learned content match, one for the content prior."""
+    calibrate_new_items: bool = False
+    """After early stopping, choose an offset for videos without training events by NDCG@10 on
+    the validation events (``calibrate_new_item_bias``), kept through the refit and the export."""
+    user_id_min_events: int = 0
+    """Users with fewer training events than this use the unknown-user row instead of their own id."""
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -85,7 +112,15 @@ class TwoTowerConfig:
         object.__setattr__(self, "modalities", tuple(self.modalities))  # JSON round trips give lists
         if not self.modalities or set(self.modalities) - set(MODALITIES):
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
-        for name in ("embedding_dim", "id_dim", "hidden_dim", "max_history", "epochs", "batch_size"):
+        for name in (
+            "embedding_dim",
+            "id_dim",
+            "hidden_dim",
+            "max_history",
+            "epochs",
+            "batch_size",
+            "content_prior_dim",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.id_dropout < 1.0:
@@ -98,6 +133,8 @@ class TwoTowerConfig:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.uniform_negatives < 0 or self.id_dropout_frequency < 0 or self.user_id_min_events < 0:
+            raise ValueError("uniform_negatives, id_dropout_frequency and user_id_min_events must be >= 0")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 
@@ -223,36 +260,68 @@ def last_history(
     return out, out_w
 
 
-def build_towers(
-    cfg: TwoTowerConfig, content: ItemContent, num_users: int, warm_items: np.ndarray | None = None
-) -> tuple[Any, Any]:
-    """(item_tower, user_tower) as Keras models.
+def content_prior_vectors(content: ItemContent, dim: int) -> np.ndarray:
+    """[n_items, dim] float32: the content-only baseline's item vectors (each present modality
+    L2-normalised, concatenated) reduced to ``dim`` columns by a truncated SVD, so that dot
+    products between them approximate the full content similarities. Deterministic."""
+    parts = []
+    for name in ("visual", "caption", "comments"):
+        m = getattr(content, name).astype(np.float64)
+        mask = getattr(content, f"{name}_mask")
+        if not mask.any():
+            continue
+        n = np.linalg.norm(m, axis=1, keepdims=True)
+        parts.append(np.where(n > 0, m / np.maximum(n, 1e-12), 0.0) * mask[:, None])
+    out = np.zeros((content.num_items, dim), np.float32)
+    if not parts:
+        return out
+    x = np.concatenate(parts, axis=1)
+    if x.shape[1] <= dim:
+        out[:, : x.shape[1]] = x
+        return out
+    # Randomised range finder (Halko et al.), two power iterations: exact enough for a prior.
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(x @ rng.normal(size=(x.shape[1], min(dim + 16, x.shape[1]))))
+    for _ in range(2):
+        q, _ = np.linalg.qr(x @ (x.T @ q))
+    u, s, _ = np.linalg.svd(q.T @ x, full_matrices=False)
+    rank = min(dim, len(s))  # a catalogue smaller than dim has fewer directions
+    out[:, :rank] = ((q @ u[:, :rank]) * s[:rank]).astype(np.float32)
+    return out
 
-    warm_items: [num_items] bool, True for items with training events. A cold item's id
-    embedding was never trained (it is still its random initialisation), so the tower always
-    drops it and scores the item from content alone, as id dropout taught it to.
 
-    item_tower(item_idx: [b] int32) -> [b, embedding_dim]
-    user_tower({"history": [b, max_history] int32, "user": [b] int32, optional "weight": [b, max_history]
-    float32 completion of each history watch}) -> [b, embedding_dim]
-    Index ``content.num_items`` is the padding item; user index ``num_users`` the unknown user.
-    """
+def _tf_towers() -> tuple[type, type]:
+    """(ItemTower, UserTower) Keras classes, defined once TensorFlow is imported."""
+    global _TOWERS
+    if _TOWERS is not None:
+        return _TOWERS
     ensure_keras2()
     import tensorflow as tf
 
-    padded = content.balanced().padded()
-    pad_index = content.num_items
-
     class ItemTower(tf.keras.Model):
-        def __init__(self) -> None:
+        """item_idx [b] -> L2-normalised [b, embedding_dim]; ``bias(item_idx)`` -> [b]."""
+
+        def __init__(
+            self,
+            cfg: TwoTowerConfig,
+            padded: ItemContent,
+            warm: np.ndarray,
+            id_drop: np.ndarray,
+            prior: np.ndarray,
+        ) -> None:
             super().__init__(name="item_tower")
+            self.cfg = cfg
             self.tables = {
                 name: tf.constant(getattr(padded, name))
                 for name in ("visual", "visual_mask", "caption", "caption_mask", "comments", "comments_mask")
             }
-            warm = np.ones(pad_index + 1, np.float32) if warm_items is None else np.append(warm_items, 0)
             self.warm = tf.constant(warm.astype(np.float32))
-            self.id_embedding = tf.keras.layers.Embedding(pad_index + 1, cfg.id_dim, name="video_id")
+            self.active = {"id"} & set(cfg.modalities) | {
+                m for m in MODALITIES[1:] if m in cfg.modalities and getattr(padded, f"{m}_mask").any()
+            }
+            self.id_drop = tf.constant(id_drop.astype(np.float32))
+            self.prior = tf.constant(prior.astype(np.float32))
+            self.id_embedding = tf.keras.layers.Embedding(len(warm), cfg.id_dim, name="video_id")
             # Every modality becomes a token of width hidden_dim, so they can be weighed and attended.
             self.projections = {
                 m: tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name=f"{m}_proj") for m in MODALITIES
@@ -270,14 +339,19 @@ def build_towers(
                 )
             self.fuse = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="fuse")
             self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="item_out")
+            if cfg.item_bias:
+                self.bias_head = tf.keras.layers.Dense(1, name="item_bias", kernel_initializer="zeros")
 
         def tokens(self, item_idx: Any, training: bool = False) -> tuple[Any, Any]:
             """(tokens [b, 4, hidden_dim], masks [b, 4]) for modalities id, visual, caption, comments."""
+            cfg = self.cfg
             item_idx = tf.cast(item_idx, tf.int32)
             id_mask = tf.gather(self.warm, item_idx)
-            if training and cfg.id_dropout > 0:
-                # Drop whole id vectors, so the tower learns to score a video from content alone.
-                id_mask = id_mask * tf.cast(tf.random.uniform(tf.shape(item_idx)) >= cfg.id_dropout, tf.float32)
+            if training:
+                # Drop whole id vectors (more often for rarely watched videos when frequency-tied),
+                # so the tower learns to score a video from content alone, as it must a new one.
+                drop = tf.gather(self.id_drop, item_idx)
+                id_mask = id_mask * tf.cast(tf.random.uniform(tf.shape(item_idx)) >= drop, tf.float32)
             inputs = {"id": self.id_embedding(item_idx)}
             masks = {"id": id_mask}
             for m in MODALITIES[1:]:
@@ -286,35 +360,60 @@ def build_towers(
                 if training and cfg.modality_dropout > 0:
                     keep = tf.random.uniform(tf.shape(item_idx)) >= cfg.modality_dropout
                     masks[m] = masks[m] * tf.cast(keep, tf.float32)
-            mask = tf.stack([masks[m] * float(m in cfg.modalities) for m in MODALITIES], axis=1)
-            tokens = tf.stack([self.projections[m](inputs[m]) for m in MODALITIES], axis=1) * mask[:, :, None]
-            return tokens, mask
+            mask = tf.stack([masks[m] * float(m in self.active) for m in MODALITIES], axis=1)
+            # A modality unused or absent from the whole catalogue is a zero token (not projected).
+            zeros = tf.zeros([tf.shape(item_idx)[0], cfg.hidden_dim])
+            tokens = tf.stack(
+                [self.projections[m](inputs[m]) if m in self.active else zeros for m in MODALITIES], axis=1
+            )
+            return tokens * mask[:, :, None], mask
 
         def modality_weights(self, tokens: Any, mask: Any) -> Any:
             """[b, 4] weights over present modalities (softmax renormalised over the mask)."""
-            if cfg.fusion == "weighted_sum":
+            if self.cfg.fusion == "weighted_sum":
                 logits = tf.broadcast_to(self.modality_logits[None, :], tf.shape(mask))
             else:
-                logits = tf.einsum("bmh,h->bm", tokens, self.fusion_query) / np.sqrt(cfg.hidden_dim)
+                logits = tf.einsum("bmh,h->bm", tokens, self.fusion_query) / np.sqrt(self.cfg.hidden_dim)
             # A missing modality gets no weight: it is masked out, not averaged in as zeros.
             e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
             return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-9)
 
-        def call(self, item_idx: Any, training: bool = False) -> Any:
+        def encode(self, item_idx: Any, training: bool = False) -> tuple[Any, Any, Any]:
+            """(embeddings [b, embedding_dim] L2-normalised, bias [b] (zeros without item_bias),
+            id mask [b]: 1 where the video's id was used, 0 where it was scored from content alone)."""
             tokens, mask = self.tokens(item_idx, training=training)
-            if cfg.fusion == "concat":
-                x = tf.concat([tf.reshape(tokens, [-1, len(MODALITIES) * cfg.hidden_dim]), mask], axis=-1)
+            if self.cfg.fusion == "concat":
+                x = tf.concat([tf.reshape(tokens, [-1, len(MODALITIES) * self.cfg.hidden_dim]), mask], axis=-1)
             else:
                 x = tf.reduce_sum(self.modality_weights(tokens, mask)[:, :, None] * tokens, axis=1)
-            return tf.math.l2_normalize(self.out(self.fuse(x)), axis=-1)
+            h = self.fuse(x)
+            emb = tf.math.l2_normalize(self.out(h), axis=-1)
+            bias = self.bias_head(h)[:, 0] if self.cfg.item_bias else tf.zeros(tf.shape(emb)[:1])
+            return emb, bias, mask[:, 0]
+
+        def call(self, item_idx: Any, training: bool = False) -> Any:
+            return self.encode(item_idx, training=training)[0]
 
     class UserTower(tf.keras.Model):
-        def __init__(self, item_tower: ItemTower) -> None:
+        """{"history" [b, n] int32, "user" [b] int32, optional "weight" [b, n]} -> query [b, D]
+        (``ScoreLayout``: the embedding / temperature, then 1 for the item bias, then the
+        weighted content profile of the history)."""
+
+        def __init__(self, cfg: TwoTowerConfig, item_tower: ItemTower, num_users: int, user_known: np.ndarray) -> None:
             super().__init__(name="user_tower")
+            self.cfg = cfg
             self.item_tower = item_tower
+            self.num_users = num_users
+            self.pad_index = int(item_tower.warm.shape[0]) - 1
+            self.user_known = tf.constant(user_known.astype(np.int32))
             self.user_embedding = tf.keras.layers.Embedding(num_users + 1, cfg.id_dim, name="user_id")
             self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="user_hidden")
             self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="user_out")
+            if cfg.content_prior:
+                # softplus(raw) weighs the content-only similarity; raw = 0.54 starts it at 1.0
+                self.content_weight_raw = self.add_weight(
+                    name="content_weight", shape=(), initializer=tf.keras.initializers.Constant(0.5413)
+                )
             if cfg.user_pooling == "attention":
                 # Recency: a learned vector per history position (the last position is the most recent).
                 self.position = self.add_weight(
@@ -328,12 +427,16 @@ def build_towers(
                     initializer=tf.keras.initializers.RandomNormal(stddev=0.1),
                 )
 
+        def content_weight(self) -> Any:
+            return tf.math.softplus(self.content_weight_raw)
+
         def history_weights(self, items: Any, mask: Any, completion: Any) -> Any:
             """[b, n] pooling weights over the real history positions (padding gets 0).
 
             With completion weighting, a watch counts in proportion to its completion (floored
             at 0.05 so a barely-started video still counts a little).
             """
+            cfg = self.cfg
             if cfg.completion_weighting:
                 mask = mask * tf.maximum(completion, 0.05)
             if cfg.user_pooling == "mean":
@@ -343,38 +446,113 @@ def build_towers(
             e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
             return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-9)
 
-        def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-            history = tf.cast(inputs["history"], tf.int32)  # [b, n]
-            b = tf.shape(history)[0]
-            flat = self.item_tower(tf.reshape(history, [-1]), training=training)
-            items = tf.reshape(flat, [b, cfg.max_history, cfg.embedding_dim])
-            mask = tf.cast(history != pad_index, tf.float32)  # [b, n]
+        def embed(self, history: Any, user: Any, completion: Any, items: Any, training: bool = False) -> Any:
+            """The query vector from history item embeddings already computed ([b, n, d])."""
+            cfg = self.cfg
+            mask = tf.cast(history != self.pad_index, tf.float32)  # [b, n]
             count = tf.reduce_sum(mask, axis=1, keepdims=True)
-            completion = tf.cast(inputs["weight"], tf.float32) if "weight" in inputs else mask
+            if completion is None:
+                completion = mask
             pooled = tf.reduce_sum(self.history_weights(items, mask, completion)[:, :, None] * items, axis=1)
             parts = [pooled, tf.math.log1p(count)]
             if cfg.use_user_id:
-                user = tf.cast(inputs["user"], tf.int32)
+                # Users with too little history share the unknown-user row (index num_users).
+                user = tf.gather(self.user_known, tf.cast(user, tf.int32))
                 if training and cfg.user_id_dropout > 0:
                     dropped = tf.random.uniform(tf.shape(user)) < cfg.user_id_dropout
-                    user = tf.where(dropped, tf.fill(tf.shape(user), num_users), user)
+                    user = tf.where(dropped, tf.fill(tf.shape(user), self.num_users), user)
                 parts.append(self.user_embedding(user))
-            x = self.hidden(tf.concat(parts, axis=-1))
-            return tf.math.l2_normalize(self.out(x), axis=-1)
+            q = tf.math.l2_normalize(self.out(self.hidden(tf.concat(parts, axis=-1))), axis=-1)
+            out = [q / cfg.temperature]
+            if cfg.item_bias or cfg.freshness or cfg.calibrate_new_items:
+                out.append(tf.ones_like(q[:, :1]))
+            if cfg.content_prior:
+                prior = tf.gather(self.item_tower.prior, history)  # [b, n, k]; the padding row is 0
+                profile = tf.reduce_sum(prior * mask[:, :, None], axis=1) / tf.maximum(count, 1.0)
+                out.append(self.content_weight() * profile)
+            return tf.concat(out, axis=-1) if len(out) > 1 else out[0]
 
-    item_tower = ItemTower()
-    return item_tower, UserTower(item_tower)
+        def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+            history = tf.cast(inputs["history"], tf.int32)  # [b, n]
+            b, n = tf.shape(history)[0], tf.shape(history)[1]
+            flat = self.item_tower(tf.reshape(history, [-1]), training=training)
+            items = tf.reshape(flat, [b, n, self.cfg.embedding_dim])
+            completion = tf.cast(inputs["weight"], tf.float32) if "weight" in inputs else None
+            return self.embed(history, inputs["user"], completion, items, training=training)
+
+    _TOWERS = (ItemTower, UserTower)
+    return _TOWERS
+
+
+_TOWERS: tuple[type, type] | None = None
+
+
+def layout_of(cfg: TwoTowerConfig, freshness: np.ndarray | None = None, per_day: float = 0.0) -> ScoreLayout:
+    return ScoreLayout(
+        dim=cfg.embedding_dim,
+        bias=cfg.item_bias or cfg.freshness or cfg.calibrate_new_items,
+        content_dim=cfg.content_prior_dim if cfg.content_prior else 0,
+        freshness=tuple(float(v) for v in freshness) if freshness is not None else None,
+        freshness_per_day=per_day,
+    )
+
+
+def build_towers(
+    cfg: TwoTowerConfig,
+    content: ItemContent,
+    num_users: int,
+    warm_items: np.ndarray | None = None,
+    item_counts: np.ndarray | None = None,
+    user_counts: np.ndarray | None = None,
+) -> tuple[Any, Any]:
+    """(item_tower, user_tower) as Keras models.
+
+    warm_items: [num_items] bool, True for items with training events. A cold item's id
+    embedding was never trained (it is still its random initialisation), so the tower always
+    drops it and scores the item from content alone, as id dropout taught it to.
+    item_counts: [num_items] training events per item, for frequency-tied id dropout.
+    user_counts: [num_users] training events per user; users below ``user_id_min_events`` use
+    the unknown-user row.
+
+    item_tower(item_idx: [b] int32) -> [b, embedding_dim]
+    user_tower({"history": [b, max_history] int32, "user": [b] int32, optional "weight": [b, max_history]
+    float32 completion of each history watch}) -> [b, layout.total] (see ``ScoreLayout``)
+    Index ``content.num_items`` is the padding item; user index ``num_users`` the unknown user.
+    """
+    ItemTower, UserTower = _tf_towers()
+    n = content.num_items
+    padded = content.balanced().padded()
+    if warm_items is None and item_counts is not None:
+        warm_items = np.asarray(item_counts) > 0
+    warm = np.ones(n + 1, np.float32) if warm_items is None else np.append(np.asarray(warm_items, np.float32), 0)
+    id_drop = np.full(n + 1, cfg.id_dropout, np.float32)
+    if cfg.id_dropout_frequency > 0 and item_counts is not None:
+        # A video seen c times keeps its id with probability (1 - id_dropout) * c / (c + kappa):
+        # rare videos learn to be scored like new ones, from their content.
+        c = np.append(np.asarray(item_counts, np.float64), 0.0)
+        keep = (1.0 - cfg.id_dropout) * c / (c + cfg.id_dropout_frequency)
+        id_drop = (1.0 - keep).astype(np.float32)
+    prior = np.zeros((n + 1, max(cfg.content_prior_dim, 1)), np.float32)
+    if cfg.content_prior:
+        prior[:n] = content_prior_vectors(content, cfg.content_prior_dim)
+    known = np.append(np.arange(num_users), num_users).astype(np.int32)
+    if user_counts is not None and cfg.user_id_min_events > 1:
+        known[:num_users] = np.where(np.asarray(user_counts) >= cfg.user_id_min_events, known[:num_users], num_users)
+    item_tower = ItemTower(cfg, padded, warm, id_drop, prior)
+    return item_tower, UserTower(cfg, item_tower, num_users, known)
 
 
 @dataclass(frozen=True)
 class TrainingExamples:
-    """Parallel arrays: history [n, max_history] int32, user [n] int32, item [n] int32, and
-    weight [n, max_history] float32 (completion of each history watch; None = all ones)."""
+    """Parallel arrays: history [n, max_history] int32, user [n] int32, item [n] int32,
+    weight [n, max_history] float32 (completion of each history watch; None = all ones) and
+    ts [n] (the event's epoch seconds; None = no time, freshness then learns nothing)."""
 
     history: np.ndarray
     user: np.ndarray
     item: np.ndarray
     weight: np.ndarray | None = None
+    ts: np.ndarray | None = None
 
     def history_weight(self) -> np.ndarray:
         # Ones where absent: the tower masks padding positions itself.
@@ -386,7 +564,9 @@ class ValidationSet:
     """Held-out targets for early stopping: per user, their history and the items to find.
 
     history/weight: [n, max_history]; user: [n] int32; exclude: per user, items not to rank
-    (their fitting events); relevant: per user, the held-out items (non-empty).
+    (their fitting events); relevant: per user, the held-out items (non-empty); now: [n] each
+    user's reference time (epoch s) for freshness, or None; exclude_unborn: whether videos born
+    after it are left out (see ``ScoreLayout.freshness_scores``).
     """
 
     history: np.ndarray
@@ -394,20 +574,166 @@ class ValidationSet:
     user: np.ndarray
     exclude: list[np.ndarray]
     relevant: list[set[int]]
+    now: np.ndarray | None = None
+    exclude_unborn: bool = False
 
-    def ndcg(self, user_tower: Any, item_vectors: np.ndarray, k: int = 10) -> float:
-        from recsys.metrics import evaluate_rankings, topk_with_exclusions
+    def ndcg(self, model: TrainedModel, k: int = 10) -> float:
+        from recsys.metrics import evaluate_rankings
 
-        vecs = user_tower({"history": self.history, "user": self.user, "weight": self.weight}, training=False)
-        ranked = topk_with_exclusions(np.asarray(vecs), item_vectors, k, self.exclude)[0]
+        ranked = model.rank(self.history, self.user, self.weight, self.exclude, k, self.now, self.exclude_unborn)
         return evaluate_rankings(ranked, self.relevant, k)[f"ndcg@{k}"]
 
 
 @dataclass
-class TrainResult:
+class TrainedModel:
+    """Trained towers and what scoring needs besides them (the layout and each item's birth time)."""
+
     item_tower: Any
     user_tower: Any
-    history: dict[str, list[float]]
+    layout: ScoreLayout
+    item_birth: np.ndarray
+    """[n_items] epoch s an item became watchable (publication, else first training event); NaN unknown."""
+    num_items: int
+    new_items: np.ndarray | None = None
+    """[n_items] bool: videos without a training event (scored from content alone)."""
+    new_item_bias: float = 0.0
+    """Added to every new video's score (``calibrate_new_item_bias``): how far to trust videos the
+    model has never seen watched, relative to those it has, as measured on validation data."""
+    new_dot_scale: float = 1.0
+    new_prior_scale: float = 1.0
+    """A new video's embedding columns and content columns are multiplied by these (learned on
+    training items whose id was dropped; ``TwoTowerConfig.new_item_scales``)."""
+
+    def item_matrix(self, new_item_bias: bool = True) -> np.ndarray:
+        items = item_matrix(self.item_tower, self.num_items, self.layout)
+        if self.new_items is not None and self.new_items.any():
+            new = self.new_items
+            items[new, : self.layout.dim] *= np.float32(self.new_dot_scale)
+            items[new, self.layout.content_cols] *= np.float32(self.new_prior_scale)
+            if new_item_bias and self.new_item_bias and self.layout.bias_col is not None:
+                items[new, self.layout.bias_col] += np.float32(self.new_item_bias)
+        return items
+
+    def user_vectors(self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        w = np.ones(history.shape, np.float32) if weight is None else weight
+        out = [
+            self.user_tower(
+                {"history": history[s : s + 4096], "user": user[s : s + 4096], "weight": w[s : s + 4096]},
+                training=False,
+            ).numpy()
+            for s in range(0, len(user), 4096)
+        ]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.layout.total), np.float32)
+
+    def rank(
+        self,
+        history: np.ndarray,
+        user: np.ndarray,
+        weight: np.ndarray | None,
+        exclude: list[np.ndarray],
+        k: int,
+        now: np.ndarray | None = None,
+        exclude_unborn: bool = False,
+    ) -> np.ndarray:
+        from recsys.metrics import topk_with_exclusions
+
+        vecs = self.user_vectors(history, user, weight)
+        add = freshness_adder(self.layout, now, self.item_birth, exclude_unborn)
+        return topk_with_exclusions(vecs, self.item_matrix(), k, exclude, add_scores=add)[0]
+
+
+@dataclass
+class TrainResult(TrainedModel):
+    history: dict[str, list[float]] = None  # type: ignore[assignment]
+
+
+NEW_ITEM_BIAS_GRID = tuple(float(x) for x in np.arange(-4.0, 8.01, 0.5))
+NEW_PRIOR_SCALE_GRID = (1.0, 2.0, 4.0)
+
+
+def calibrate_new_items(
+    model: TrainedModel,
+    validation: ValidationSet,
+    bias_grid: tuple[float, ...] = NEW_ITEM_BIAS_GRID,
+    prior_grid: tuple[float, ...] = NEW_PRIOR_SCALE_GRID,
+    k: int = 10,
+) -> dict[str, Any]:
+    """How to score videos without training events, chosen on ``validation`` (whose held-out
+    events include videos the fitting events never saw, as test has), in two steps:
+
+    1. the scale of their content prior (``new_prior_scale``) that best orders new videos among
+       themselves: NDCG@k of each user's ranking of new videos only, against their held-out new
+       videos (large scales order them by the pretrained encoders' similarity alone);
+    2. the offset added to their scores (``new_item_bias``) that maximises NDCG@k over all videos.
+
+    Returns the choice and every score tried; leaves the model unchanged where no new video is
+    relevant in validation or the layout has no bias column."""
+    from recsys.metrics import evaluate_rankings, topk_with_exclusions
+
+    col = model.layout.bias_col
+    new = model.new_items
+    out: dict[str, Any] = {"new_item_bias": model.new_item_bias, "new_prior_scale": model.new_prior_scale}
+    if col is None or new is None or not new.any():
+        return out
+    new_set = set(np.flatnonzero(new).tolist())
+    rows = [r for r, rel in enumerate(validation.relevant) if rel & new_set]
+    if not rows:
+        return out
+    vecs = model.user_vectors(validation.history, validation.user, validation.weight)
+    add = freshness_adder(model.layout, validation.now, model.item_birth, validation.exclude_unborn)
+
+    def ndcg(items: np.ndarray, users: list[int], exclude: list[np.ndarray], relevant: list[set[int]]) -> float:
+        sub_add = (
+            add
+            if add is None or len(users) == len(validation.user)
+            else (lambda a, b: add(0, len(validation.user))[users][a:b])
+        )
+        ranked = topk_with_exclusions(vecs[users], items, k, exclude, add_scores=sub_add)[0]
+        return evaluate_rankings(ranked, relevant, k)[f"ndcg@{k}"]
+
+    old = np.flatnonzero(~new)
+    saved = model.new_prior_scale, model.new_item_bias
+    prior_scores: dict[float, float] = {}
+    if model.layout.content_dim:
+        for scale in prior_grid:
+            model.new_prior_scale = saved[0] * scale
+            items = model.item_matrix(new_item_bias=False)
+            prior_scores[scale] = ndcg(
+                items,
+                rows,
+                [np.union1d(validation.exclude[r], old) for r in rows],
+                [validation.relevant[r] & new_set for r in rows],
+            )
+        best = max(prior_scores.values())
+        model.new_prior_scale = saved[0] * min(s for s, v in prior_scores.items() if v >= best - 1e-12)
+    base = model.item_matrix(new_item_bias=False)
+    bias_scores: dict[float, float] = {}
+    everyone = list(range(len(validation.user)))
+    # Offsets around the one that puts each user's best new video level with their 10th best
+    # old one (the content prior's scale moves new videos' scores), besides the fixed grid.
+    scores = vecs @ base.T
+    if add is not None:
+        scores = scores + add(0, len(validation.user))
+    old_top = np.sort(np.where(np.isfinite(scores[:, old]), scores[:, old], -np.inf), axis=1)[:, -min(k, len(old))]
+    new_top = np.max(np.where(np.isfinite(scores[:, new]), scores[:, new], -np.inf), axis=1)
+    ok = np.isfinite(old_top) & np.isfinite(new_top)
+    level = float(np.median(old_top[ok] - new_top[ok])) if ok.any() else 0.0
+    grid = sorted(set(bias_grid) | {round(level + d, 3) for d in np.arange(-6.0, 6.01, 0.5)})
+    for delta in grid:
+        items = base.copy()
+        items[new, col] += np.float32(delta)
+        bias_scores[delta] = ndcg(items, everyone, validation.exclude, validation.relevant)
+    best = max(bias_scores.values())
+    # the smallest offset among the best (ties: trust new videos no more than needed)
+    model.new_item_bias = min(d for d, v in bias_scores.items() if v >= best - 1e-12)
+    return {
+        "new_item_bias": model.new_item_bias,
+        "new_prior_scale": model.new_prior_scale,
+        "prior_multiplier": model.new_prior_scale / saved[0],
+        "bias_grid": bias_scores,
+        "prior_scale_grid": prior_scores,
+        "validation_users_with_new_videos": len(rows),
+    }
 
 
 def train_two_tower(
@@ -416,11 +742,26 @@ def train_two_tower(
     num_users: int,
     examples: TrainingExamples,
     validation: ValidationSet | None = None,
+    item_birth: np.ndarray | None = None,
+    user_counts: np.ndarray | None = None,
+    birth_from_event: np.ndarray | None = None,
 ) -> TrainResult:
     """Fit the two towers on (history, user) -> item examples; returns the trained towers.
 
-    With ``validation`` (and patience > 0), NDCG@10 on it is recorded each epoch as
-    ``val_ndcg@10``; training stops early and the best epoch's weights are kept.
+    Loss: softmax over the batch's positives and ``uniform_negatives`` videos drawn uniformly from
+    the catalogue (mixed negative sampling), each candidate's logit = query . item + item bias +
+    freshness bias of the item's age at the event's time + content-prior similarity, minus
+    log(expected count of the candidate among the negatives) with ``logq_correction``; a
+    candidate that is the row's own item (accidental hit) or not yet published at the event's
+    time is masked out.
+
+    item_birth: [n_items] epoch s each video became watchable (NaN: unknown; such a video is
+    treated as new when scored, and never as a negative in training). birth_from_event: [n_items]
+    bool, True where the birth is the video's first event (no earlier publication time): that
+    event's own freshness goes to a bucket of its own, since every such video is watched at age 0
+    by construction and a new video is not. With ``validation`` (and
+    patience > 0), NDCG@10 on it is recorded each epoch as ``val_ndcg@10``; training stops early
+    and the best epoch's weights are kept.
     """
     ensure_keras2()
     import tensorflow as tf
@@ -432,39 +773,114 @@ def train_two_tower(
             "lower batch_size or provide more events"
         )
     tf.keras.utils.set_random_seed(cfg.seed)
-    counts = np.bincount(examples.item, minlength=content.num_items).astype(np.float64)
-    item_tower, user_tower = build_towers(cfg, content, num_users, warm_items=counts > 0)
-    item_prob = tf.constant((counts / counts.sum()).astype(np.float32))
+    n_items = content.num_items
+    counts = np.bincount(examples.item, minlength=n_items).astype(np.float64)
+    if user_counts is None:
+        user_counts = np.bincount(examples.user, minlength=num_users)
+    item_tower, user_tower = build_towers(
+        cfg, content, num_users, warm_items=counts > 0, item_counts=counts, user_counts=user_counts
+    )
+    birth = np.full(n_items, np.nan) if item_birth is None else np.asarray(item_birth, np.float64)
+    use_time = cfg.freshness and examples.ts is not None
+    t0 = float(np.min(examples.ts)) if examples.ts is not None and len(examples.ts) else 0.0
+    # Hours since t0; a video with unknown birth is "not yet" at every training time.
+    birth_h = tf.constant(np.where(np.isnan(birth), np.inf, (birth - t0) / 3600.0).astype(np.float32))
+    from_event = np.zeros(n_items, bool) if birth_from_event is None else np.asarray(birth_from_event, bool)
+    from_event_t = tf.constant(from_event)
+    b_size, n_neg = cfg.batch_size, cfg.uniform_negatives
+    # Expected count of each video among one batch's candidates: b_size draws by frequency (the
+    # batch's positives) plus n_neg uniform draws.
+    expected = b_size * counts / max(counts.sum(), 1.0) + n_neg / n_items
+    log_expected = tf.constant(np.log(np.maximum(expected, 1e-12)).astype(np.float32))
 
     class TwoTower(tfrs.Model):
         def __init__(self) -> None:
             super().__init__()
             self.user_tower = user_tower
             self.item_tower = item_tower
-            self.task = tfrs.tasks.Retrieval(temperature=cfg.temperature, remove_accidental_hits=True)
+            if use_time:
+                # one extra row: the event that defined its video's birth (never used to score)
+                self.freshness = tf.keras.layers.Embedding(
+                    FRESHNESS_BUCKETS + 1, 1, embeddings_initializer="zeros", name="freshness"
+                )
+                self.freshness_per_day = self.add_weight(name="freshness_per_day", shape=(), initializer="zeros")
+            if cfg.new_item_scales:
+                one = tf.keras.initializers.Constant(0.5413)  # softplus(0.5413) = 1
+                self.new_dot_raw = self.add_weight(name="new_dot_scale", shape=(), initializer=one)
+                self.new_prior_raw = self.add_weight(name="new_prior_scale", shape=(), initializer=one)
+
+        def new_dot_scale(self) -> Any:
+            return tf.math.softplus(self.new_dot_raw)
+
+        def new_prior_scale(self) -> Any:
+            return tf.math.softplus(self.new_prior_raw)
 
         def compute_loss(self, features: dict[str, Any], training: bool = False) -> Any:
-            query = self.user_tower(features, training=training)
-            candidates = self.item_tower(features["item"], training=training)
-            # logQ correction: in-batch negatives are drawn in proportion to item frequency, so
-            # popular items are over-penalised; Retrieval subtracts log(p) from their logits.
-            prob = tf.gather(item_prob, features["item"]) if cfg.logq_correction else None
-            return self.task(
-                query,
-                candidates,
-                candidate_sampling_probability=prob,
-                candidate_ids=features["item"],
-                compute_metrics=False,
+            history = tf.cast(features["history"], tf.int32)
+            pos = tf.cast(features["item"], tf.int32)
+            b = tf.shape(pos)[0]
+            cands = pos
+            if n_neg > 0:
+                cands = tf.concat([pos, tf.random.uniform([n_neg], 0, n_items, dtype=tf.int32)], axis=0)
+            # Each distinct video in the batch goes through the item tower once.
+            needed = tf.concat([tf.reshape(history, [-1]), cands], axis=0)
+            uniq, where = tf.unique(needed)
+            emb_u, bias_u, idm_u = self.item_tower.encode(uniq, training=training)
+            n_hist = tf.size(history)
+            hist_emb = tf.reshape(tf.gather(emb_u, where[:n_hist]), [b, cfg.max_history, cfg.embedding_dim])
+            cand_emb = tf.gather(emb_u, where[n_hist:])
+            query = self.user_tower.embed(history, features["user"], features.get("weight"), hist_emb, training)
+            cand_prior = tf.gather(self.item_tower.prior, cands) if cfg.content_prior else None
+            if cfg.new_item_scales:
+                # A candidate scored without its id (dropped, as a new video's always is) weighs its
+                # learned content match and its content prior by scales of its own.
+                idm = tf.gather(idm_u, where[n_hist:])[:, None]
+                cand_emb = cand_emb * (idm + (1.0 - idm) * self.new_dot_scale())
+                if cand_prior is not None:
+                    cand_prior = cand_prior * (idm + (1.0 - idm) * self.new_prior_scale())
+            logits = tf.matmul(query[:, : cfg.embedding_dim], cand_emb, transpose_b=True)
+            if cfg.item_bias:
+                logits += tf.gather(bias_u, where[n_hist:])[None, :]
+            if cand_prior is not None:
+                logits += tf.matmul(query[:, cfg.embedding_dim + int(layout.bias) :], cand_prior, transpose_b=True)
+            invalid = tf.logical_and(
+                tf.equal(pos[:, None], cands[None, :]),
+                tf.logical_not(tf.equal(tf.range(b)[:, None], tf.range(tf.size(cands))[None, :])),
             )
+            if use_time:
+                age = features["t"][:, None] - tf.gather(birth_h, cands)[None, :]  # hours
+                invalid = tf.logical_or(invalid, age < 0)
+                bucket = tf.cast(
+                    tf.minimum(
+                        tf.floor(tf.math.log(1.0 + tf.maximum(age, 0.0) / FRESHNESS_HOURS) / np.log(2.0)),
+                        FRESHNESS_BUCKETS - 1,
+                    ),
+                    tf.int32,
+                )
+                birth_event = tf.logical_and(tf.equal(age, 0.0), tf.gather(from_event_t, cands)[None, :])
+                bucket = tf.where(birth_event, FRESHNESS_BUCKETS, bucket)
+                logits += self.freshness(bucket)[:, :, 0]
+                logits += self.freshness_per_day * tf.maximum(age, 0.0) / 24.0
+            if cfg.logq_correction:
+                logits -= tf.gather(log_expected, cands)[None, :]
+            logits = tf.where(invalid, tf.fill(tf.shape(logits), -1e9), logits)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(b), logits=logits))
 
+    layout = layout_of(cfg, np.zeros(FRESHNESS_BUCKETS) if use_time else None)
     model = TwoTower()
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    ts_h = (
+        ((examples.ts.astype(np.float64) - t0) / 3600.0).astype(np.float32)
+        if examples.ts is not None
+        else np.zeros(len(examples.item), np.float32)
+    )
     data = tf.data.Dataset.from_tensor_slices(
         {
             "history": examples.history,
             "user": examples.user,
             "item": examples.item,
             "weight": examples.history_weight(),
+            "t": ts_h,
         }
     )
     data = (
@@ -472,20 +888,32 @@ def train_two_tower(
         .batch(cfg.batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+    def trained() -> TrainResult:
+        table = model.freshness.embeddings.numpy()[:FRESHNESS_BUCKETS, 0] if use_time else None
+        per_day = float(model.freshness_per_day.numpy()) if use_time else 0.0
+        layout = layout_of(cfg, table, per_day)
+        scales = (
+            (float(model.new_dot_scale().numpy()), float(model.new_prior_scale().numpy()))
+            if cfg.new_item_scales
+            else (1.0, 1.0)
+        )
+        return TrainResult(item_tower, user_tower, layout, birth, n_items, counts == 0, 0.0, *scales, {})
+
     callbacks = []
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
-        callbacks.append(_early_stop_callback(tf, validation, item_tower, user_tower, content.num_items, cfg))
+        callbacks.append(_early_stop_callback(tf, validation, trained, cfg))
     # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
     fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
     history = {k: list(map(float, v)) for k, v in fit.history.items()}
     if callbacks:
         history.update(callbacks[0].summary())
-    return TrainResult(item_tower=item_tower, user_tower=user_tower, history=history)
+    result = trained()
+    result.history = history
+    return result
 
 
-def _early_stop_callback(
-    tf: Any, validation: ValidationSet, item_tower: Any, user_tower: Any, n_items: int, cfg: TwoTowerConfig
-) -> Any:
+def _early_stop_callback(tf: Any, validation: ValidationSet, trained: Any, cfg: TwoTowerConfig) -> Any:
     """A Keras callback: validation NDCG@10 after each epoch, stop on a plateau, restore the best."""
 
     class EarlyStop(tf.keras.callbacks.Callback):
@@ -495,7 +923,7 @@ def _early_stop_callback(
             self.best_weights: list[Any] | None = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            score = validation.ndcg(user_tower, item_embeddings(item_tower, n_items))
+            score = validation.ndcg(trained())
             if not self.scores or score > max(self.scores):
                 self.best_weights = self.model.get_weights()
             self.scores.append(score)
@@ -543,11 +971,28 @@ def item_embeddings(item_tower: Any, num_items: int, batch_size: int = 4096) -> 
     return np.concatenate(out).astype(np.float32)
 
 
+def item_matrix(item_tower: Any, num_items: int, layout: ScoreLayout, batch_size: int = 4096) -> np.ndarray:
+    """[num_items, layout.total] float32: each item's side of the score (``ScoreLayout``), the
+    bias column without freshness (``ScoreLayout.fold_freshness`` adds it for a given time)."""
+    out = []
+    for s in range(0, num_items, batch_size):
+        idx = np.arange(s, min(s + batch_size, num_items), dtype=np.int32)
+        emb, bias, _ = item_tower.encode(idx, training=False)
+        parts = [emb.numpy()]
+        if layout.bias:
+            parts.append(bias.numpy()[:, None])
+        if layout.content_dim:
+            parts.append(item_tower.prior.numpy()[idx, : layout.content_dim])
+        out.append(np.concatenate(parts, axis=1))
+    return np.concatenate(out).astype(np.float32)
+
+
 def save_user_tower(user_tower: Any, path: Path, max_history: int) -> None:
     """Export the user tower as a SavedModel with one serving signature.
 
     signature ``serving_default``: history [b, max_history] int32, user [b] int32, weight
-    [b, max_history] float32 (completion of each history watch) -> embedding [b, d].
+    [b, max_history] float32 (completion of each history watch) -> embedding [b, D] (the query
+    side of ``ScoreLayout``).
     """
     ensure_keras2()
     import tensorflow as tf
@@ -582,7 +1027,7 @@ class LoadedUserTower:
         self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None, batch_size: int = 4096
     ) -> np.ndarray:
         """history [b, max_history] int32, user [b] int32, weight [b, max_history] (None: 1 per
-        real position; padding is found by the tower itself) -> [b, d] float32."""
+        real position; padding is found by the tower itself) -> [b, D] float32."""
         if weight is None:
             weight = np.ones(history.shape, np.float32)
         out = []

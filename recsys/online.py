@@ -1,9 +1,11 @@
 """The exported user tower in plain numpy, for online scoring in the API without TensorFlow.
 
-The user tower reads only item-tower outputs of the history (the exported item embedding
-matrix) plus a few small layers; ``export_numpy_user_tower`` saves those layers' weights and
-``NumpyUserTower`` repeats the tower's arithmetic (pooling, count feature, optional user-id
-embedding, two dense layers, L2 normalisation). A test checks it against the TensorFlow tower.
+The user tower reads only item-tower outputs of the history (the exported item matrix's
+embedding columns) plus a few small layers; ``export_numpy_user_tower`` saves those layers'
+weights and ``NumpyUserTower`` repeats the tower's arithmetic (pooling, count feature, optional
+user-id embedding, two dense layers, L2 normalisation, temperature, then the bias column's 1 and
+the weighted content profile of the history; see ``recsys.model.ScoreLayout``). A test checks it
+against the TensorFlow tower.
 """
 
 from __future__ import annotations
@@ -15,6 +17,27 @@ from typing import Any
 import numpy as np
 
 NUMPY_TOWER_FILE = "user_tower_numpy.npz"
+_SETTINGS = (
+    "user_pooling",
+    "completion_weighting",
+    "use_user_id",
+    "max_history",
+    "embedding_dim",
+    "temperature",
+    "item_bias",
+    "freshness",
+    "content_prior",
+    "content_prior_dim",
+    "calibrate_new_items",
+)
+_DEFAULTS = {
+    "temperature": 1.0,
+    "item_bias": False,
+    "freshness": False,
+    "content_prior": False,
+    "content_prior_dim": 0,
+    "calibrate_new_items": False,
+}
 
 
 def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path) -> None:
@@ -24,6 +47,7 @@ def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path)
         "hidden_bias": user_tower.hidden.bias.numpy(),
         "out_kernel": user_tower.out.kernel.numpy(),
         "out_bias": user_tower.out.bias.numpy(),
+        "user_known": user_tower.user_known.numpy(),
     }
     emb = user_tower.user_embedding
     # Never built when the tower does not use user ids; the rows are then unused.
@@ -32,8 +56,9 @@ def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path)
     if config["user_pooling"] == "attention":
         arrays["position"] = user_tower.position.numpy()
         arrays["query"] = user_tower.pool_query.numpy()
-    keep = ("user_pooling", "completion_weighting", "use_user_id", "max_history", "embedding_dim")
-    arrays["config"] = np.frombuffer(json.dumps({k: config[k] for k in keep}).encode(), np.uint8)
+    if config.get("content_prior"):
+        arrays["content_weight"] = np.asarray(user_tower.content_weight().numpy(), np.float32)
+    arrays["config"] = np.frombuffer(json.dumps({k: config.get(k) for k in _SETTINGS}).encode(), np.uint8)
     with path.open("wb") as f:
         np.savez(f, **arrays)
 
@@ -42,16 +67,47 @@ class NumpyUserTower:
     def __init__(self, path: Path, item_vectors: np.ndarray) -> None:
         with np.load(path) as z:
             self.w = {k: z[k] for k in z.files if k != "config"}
-            self.config = json.loads(z["config"].tobytes().decode())
-        self.items = np.concatenate([item_vectors, np.zeros((1, item_vectors.shape[1]), np.float32)])
+            config = json.loads(z["config"].tobytes().decode())
+        self.config = {k: _DEFAULTS.get(k) if config.get(k) is None else config[k] for k in _SETTINGS}
+        d = int(self.config["embedding_dim"])
+        self.bias = bool(self.config["item_bias"] or self.config["freshness"] or self.config["calibrate_new_items"])
+        self.content_dim = int(self.config["content_prior_dim"]) if self.config["content_prior"] else 0
+        pad = np.zeros((1, item_vectors.shape[1]), np.float32)
+        self.items = np.concatenate([item_vectors[:, :d], pad[:, :d]])
+        self.prior = (
+            np.concatenate([item_vectors[:, item_vectors.shape[1] - self.content_dim :], pad[:, : self.content_dim]])
+            if self.content_dim
+            else None
+        )
         self.pad = len(item_vectors)
         self.unknown_user = len(self.w["user_embedding"]) - 1
+
+    def _tail(self, q: np.ndarray, h: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The query vector: ``q`` (already divided by the temperature), then 1 for the bias column
+        and the weighted content profile of the history, as the layout has them."""
+        cols = [q]
+        if self.bias:
+            cols.append(np.ones((len(h), 1), np.float32))
+        if self.prior is not None:
+            count = mask.sum(axis=1, keepdims=True)
+            profile = (self.prior[h] * mask[:, :, None]).sum(axis=1) / np.maximum(count, 1.0)
+            cols.append(float(self.w["content_weight"]) * profile)
+        return np.concatenate(cols, axis=1).astype(np.float32)
+
+    def item_to_item(self, history: np.ndarray) -> np.ndarray:
+        """[b, D] query vectors from the mean of the history's item embeddings (no user tower):
+        videos like the ones watched, for users the model never saw."""
+        h = np.where((history >= 0) & (history < self.pad), history, self.pad)
+        mask = (h != self.pad).astype(np.float32)
+        mean = (self.items[h] * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+        q = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12) / float(self.config["temperature"])
+        return self._tail(q, h, mask)
 
     def __call__(
         self, history: np.ndarray, weight: np.ndarray | None = None, user: np.ndarray | None = None
     ) -> np.ndarray:
         """history [b, max_history] item indices (``pad`` = none, left-padded); weight [b, max_history]
-        completion; user [b] user indices (None: the unknown user) -> [b, d] float32."""
+        completion; user [b] user indices (None: the unknown user) -> [b, D] float32."""
         h = np.where((history >= 0) & (history < self.pad), history, self.pad)
         items = self.items[h]  # [b, n, d]
         mask = (h != self.pad).astype(np.float32)
@@ -66,8 +122,26 @@ class NumpyUserTower:
             pool = e / np.maximum(e.sum(axis=1, keepdims=True), 1e-9)
         parts = [(pool[:, :, None] * items).sum(axis=1), np.log1p(count)]
         if self.config["use_user_id"]:
-            u = np.full(len(h), self.unknown_user) if user is None else user
+            u = np.full(len(h), self.unknown_user) if user is None else np.asarray(user)
+            if "user_known" in self.w:
+                u = self.w["user_known"][u]
             parts.append(self.w["user_embedding"][u])
         x = np.maximum(np.concatenate(parts, axis=1) @ self.w["hidden_kernel"] + self.w["hidden_bias"], 0.0)
         out = x @ self.w["out_kernel"] + self.w["out_bias"]
-        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        q = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12) / float(self.config["temperature"])
+        return self._tail(q, h, mask)
+
+
+def scoring_items(folder: Path, item_vectors: np.ndarray) -> np.ndarray:
+    """The exported item matrix with each video's freshness folded in at the model's reference
+    time (``scoring.json``; what publish used); unchanged for a model without freshness."""
+    from recsys.scoring import ScoreLayout
+
+    path = folder / "scoring.json"
+    if not path.exists():
+        return item_vectors
+    scoring = json.loads(path.read_text())
+    birth_path = folder / "item_birth.npy"
+    if scoring.get("reference_ts") is None or not birth_path.exists():
+        return item_vectors
+    return ScoreLayout.from_json(scoring).fold_freshness(item_vectors, np.load(birth_path), scoring["reference_ts"])

@@ -119,12 +119,21 @@ def evaluation_targets(
     return np.asarray(users, np.int64), exclude, relevant
 
 
-def validation_split(train: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(fit, validation): each user's last ``fraction`` of training events by time are validation.
-
-    Carved from the training side only, so tuning and early stopping never see test events.
+def validation_split(
+    train: pd.DataFrame, fraction: float, protocol: str = USER_TIME
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, validation) carved from the training side only, so tuning and early stopping never
+    see test events, the same way the protocol carves test from all events: under global_time the
+    training events after the (1 - fraction) time quantile (so validation has new videos and new
+    users, as test does); otherwise each user's last ``fraction`` of training events by time.
     """
-    split = user_time_split(train, fraction)
+    if protocol == GLOBAL_TIME:
+        try:
+            split = global_time_split(train, fraction)
+        except ValueError:  # too few distinct timestamps: fall back to the per-user split
+            split = user_time_split(train, fraction)
+    else:
+        split = user_time_split(train, fraction)
     return split.train, split.test
 
 

@@ -86,7 +86,7 @@ def pipeline_run(demo_source: Path, redis_url: str, tmp_path_factory: pytest.Tem
 
     ns = f"test-run-{uuid.uuid4().hex[:8]}"
     cfg = PipelineConfig(source=demo_source, workdir=tmp_path_factory.mktemp("work"), namespace=ns, redis_url=redis_url)
-    cfg = replace(cfg, model=replace(cfg.model, epochs=8))
+    cfg = replace(cfg, model=replace(cfg.model, epochs=8), tune_seconds=15.0)
     summaries = run_nightly(cfg, RUN_DATE)
     yield cfg, summaries
     _delete_namespace(redis_url, ns)

@@ -138,7 +138,39 @@ def test_exported_model_reloads_with_same_scores(pipeline_run):
     hist[:, -1] = [0, 1, 2]
     users = np.array([0, 1, 2], np.int32)
     np.testing.assert_array_equal(a.user_tower(hist, users), b.user_tower(hist, users))
-    assert a.item_vectors.shape == (len(a.items), a.config.embedding_dim)
+    # the item side of the score: embedding, bias column, content prior (recsys.scoring.ScoreLayout)
+    assert a.item_vectors.shape == (len(a.items), a.layout.total)
+    assert a.layout.total == a.config.embedding_dim + 1 + a.config.content_prior_dim
+    assert a.layout.freshness is not None and a.reference_ts is not None
+    # the numpy tower (the API's online scoring) gives the exported tower's vectors
+    from recsys.online import NUMPY_TOWER_FILE, NumpyUserTower
+
+    tower = NumpyUserTower(a.path / NUMPY_TOWER_FILE, a.item_vectors)
+    np.testing.assert_allclose(tower(hist, None, users), a.user_tower(hist, users), atol=1e-4)
+
+
+def test_training_chose_its_settings_on_validation(pipeline_run):
+    """`vidrec run` tunes by itself within the budget and records the choice in the model folder
+    and the report."""
+    import json
+
+    from pipelines import train
+    from pipelines.tune import AUTO_CANDIDATES
+
+    cfg, summaries = pipeline_run
+    tuning = summaries["train"]["tuning"]
+    assert tuning["trials"] and tuning["trials"][0]["setting"] == {}  # the configured settings first
+    assert all(r["val_ndcg@10"] >= 0 for r in tuning["trials"])
+    assert len(tuning["trials"]) <= len(AUTO_CANDIDATES)
+    best = max(tuning["trials"], key=lambda r: r["val_ndcg@10"])
+    assert tuning["chosen"] == best["setting"]
+    model = train.load_model(cfg, RUN_DATE)
+    assert json.loads((model.path / "tuning.json").read_text())["chosen"] == tuning["chosen"]
+    for name, value in tuning["chosen"].items():
+        assert getattr(model.config, name) == (tuple(value) if isinstance(value, list) else value)
+    assert summaries["evaluate"]["tuning"]["chosen"] == tuning["chosen"]
+    paired = summaries["evaluate"]["paired"]["all"]
+    assert paired["lo"] <= paired["mean_diff"] <= paired["hi"] and paired["baseline"] != "two_tower"
 
 
 def test_missing_run_date_partition_fails_loudly(pipeline_run):

@@ -130,3 +130,62 @@ def test_kuairec_format(tmp_path):
     assert src.quarantine["reason"].tolist() == ["unparseable ts"] and len(src.events) == 2
     stricter = kuairec_tables(tmp_path / "KuaiRec 2.0", min_watch_ratio=1.95)[2]
     assert stricter["video_id"].tolist() == ["k148"]
+
+
+def test_movietweetings_format(tmp_path):
+    from pipelines.adapters import movietweetings_tables
+
+    (tmp_path / "ratings.dat").write_text(
+        "1::1074638::7::1365029107\n"
+        "1::1853728::10::1366576639\n"
+        "2::0104257::0::1364690142\n"
+        "garbage line\n"
+        "3::9999999::8::1364690000\n",  # a rated movie missing from movies.dat
+        encoding="utf-8",
+    )
+    (tmp_path / "movies.dat").write_text(
+        "1074638#Skyfall (2012)#Action|Adventure|Thriller\n"
+        "1853728#Django Unchained (2012)#Drama|Western\n"
+        "0104257#A Few Good Men (1992)#\n"  # no genres
+        "0002844#Fantômas - À l'ombre de la guillotine (1913)#Crime|Drama\n"
+        "0000001#Number #9 (2001)#Comedy\n",  # '#' inside a title
+        encoding="utf-8",
+    )
+    videos, comments, events = movietweetings_tables(tmp_path)
+    by_id = videos.set_index("video_id")
+    assert by_id.loc["t1074638", "title"] == "Skyfall (2012)"
+    assert by_id.loc["t1074638", "tags"] == "Action|Adventure|Thriller"
+    assert by_id.loc["t1074638", "category"] == "Action"
+    assert by_id.loc["t0104257", "tags"] == "" and by_id.loc["t0104257", "category"] == ""
+    assert by_id.loc["t0002844", "title"] == "Fantômas - À l'ombre de la guillotine (1913)"
+    assert by_id.loc["t0000001", "title"] == "Number #9 (2001)"
+    assert by_id.loc["t9999999", "title"] == ""  # rated, not described: still a video
+    assert events[["user_id", "video_id", "ts"]].values.tolist() == [
+        ["u1", "t1074638", 1365029107],
+        ["u1", "t1853728", 1366576639],
+        ["u2", "t0104257", 1364690142],
+        ["u3", "t9999999", 1364690000],
+    ]
+    assert events["completion"].tolist() == [0.7, 1.0, 0.0, 0.8]
+    assert comments.empty
+    src = validate_source(videos, comments, events)
+    assert src.quarantine.empty and len(src.events) == 4 and len(src.videos) == 6
+    summary = import_source("movietweetings", tmp_path, tmp_path / "out")
+    assert summary == {"videos": 6, "comments": 0, "events": 4}
+
+
+def test_movietweetings_without_ratings_is_a_clear_error(tmp_path):
+    from pipelines.adapters import movietweetings_tables
+
+    with pytest.raises(FileNotFoundError, match="ratings.dat"):
+        movietweetings_tables(tmp_path)
+
+
+def test_real_movietweetings_imports(tmp_path):
+    from pipelines.adapters import movietweetings_tables
+
+    path = shared_file("movietweetings-100k", "ratings.dat").parent
+    videos, comments, events = movietweetings_tables(path)
+    src = validate_source(videos, comments, events)
+    assert len(src.events) == 100_000 and events["user_id"].nunique() == 16_554
+    assert src.videos["video_id"].nunique() >= 10_506 and src.quarantine.empty

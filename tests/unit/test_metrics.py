@@ -124,3 +124,38 @@ def test_ann_index_recall_and_exclusions():
     assert recall_against_exact(approx, exact) > 0.9
     assert all(not set(a.tolist()) & set(e.tolist()) for a, e in zip(approx, exclude, strict=True))
     assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_per_user_ndcg_matches_the_mean():
+    from recsys.metrics import evaluate_rankings, per_user_ndcg
+
+    ranked = np.array([[1, 2, 3], [3, 2, 1]])
+    relevant = [{1}, {1, 2}]
+    per = per_user_ndcg(ranked, relevant, 3)
+    # user 0: hit at rank 1 -> 1.0; user 1: hits at ranks 2 and 3 -> (1/log2 3 + 1/2) / (1 + 1/log2 3)
+    expected_1 = (1 / np.log2(3) + 0.5) / (1 + 1 / np.log2(3))
+    np.testing.assert_allclose(per, [1.0, expected_1])
+    assert per.mean() == pytest.approx(evaluate_rankings(ranked, relevant, 3)["ndcg@3"])
+
+
+def test_paired_bootstrap_hand_computed_cases():
+    """Two users with differences 0 and 1: a resampled mean is 0, 0.5 or 1 with probabilities 1/4,
+    1/2, 1/4, so the central 95% runs from 0 to 1. Three users with differences 0, 0, 3: the mean of
+    a resample is the number of 3s drawn (Binomial(3, 1/3)): P(0) = 8/27 > 2.5%, P(3) = 1/27 > 2.5%,
+    so the interval is [0, 3] around a mean of 1."""
+    from recsys.metrics import paired_bootstrap
+
+    two = paired_bootstrap(np.array([0.5, 1.0]), np.array([0.5, 0.0]))
+    assert two["mean_diff"] == pytest.approx(0.5) and (two["lo"], two["hi"]) == (0.0, 1.0) and two["users"] == 2
+    three = paired_bootstrap(np.array([0.0, 0.2, 3.1]), np.array([0.0, 0.2, 0.1]))
+    assert three["mean_diff"] == pytest.approx(1.0)
+    assert three["lo"] == pytest.approx(0.0) and three["hi"] == pytest.approx(3.0)
+    same = paired_bootstrap(np.full(50, 0.3), np.full(50, 0.1))
+    assert (same["lo"], same["hi"]) == pytest.approx((0.2, 0.2))
+    # seeded: the same call gives the same interval
+    rng = np.random.default_rng(0)
+    a, b = rng.random(200), rng.random(200)
+    assert paired_bootstrap(a, b) == paired_bootstrap(a, b)
+    with pytest.raises(ValueError, match="differ in shape"):
+        paired_bootstrap(np.zeros(3), np.zeros(2))
+    assert paired_bootstrap(np.zeros(0), np.zeros(0))["users"] == 0

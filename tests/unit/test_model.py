@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig, history_windows, last_history
+from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig, history_windows, last_history, layout_of
 
 
 def test_history_windows_never_contain_the_target():
@@ -67,7 +67,7 @@ def test_item_tower_masks_missing_modalities():
     np.testing.assert_allclose(e2[3], e[3], atol=1e-6)
     assert np.abs(e2[4] - e[4]).max() == 0.0
     u = user_tower({"history": np.array([[12, 12, 1]], np.int32), "user": np.array([0], np.int32)}).numpy()
-    assert u.shape == (1, 8)
+    assert u.shape == (1, layout_of(cfg).total)  # embedding, bias column, content prior
 
 
 def test_train_save_reload_same_scores(tmp_path):
@@ -171,7 +171,7 @@ def test_user_tower_pooling_ignores_padding(pooling):
     if pooling == "mean":
         np.testing.assert_allclose(w[1, 1:], [1 / 3] * 3, atol=1e-6)
     out = user_tower({"history": history, "user": np.array([0, 1], np.int32)}).numpy()
-    assert out.shape == (2, 8) and np.isfinite(out).all()
+    assert out.shape == (2, layout_of(cfg).total) and np.isfinite(out).all()
     with pytest.raises(ValueError, match="user_pooling"):
         TwoTowerConfig(user_pooling="max")
 
@@ -220,7 +220,7 @@ def test_completion_weighting(pooling):
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    from recsys.model import ValidationSet, item_embeddings, train_two_tower
+    from recsys.model import ValidationSet, train_two_tower
 
     rng = np.random.default_rng(5)
     n_items, n_users = 12, 8
@@ -248,9 +248,7 @@ def test_early_stopping_keeps_the_best_epoch():
     if len(scores) < 8:  # stopped early: exactly `patience` epochs without a better score
         assert len(scores) - 1 - best == 2
     # the exported weights are the best epoch's, not the last one's
-    assert validation.ndcg(result.user_tower, item_embeddings(result.item_tower, n_items)) == pytest.approx(
-        scores[best], abs=1e-9
-    )
+    assert validation.ndcg(result) == pytest.approx(scores[best], abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -264,7 +262,7 @@ def test_early_stopping_keeps_the_best_epoch():
 def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
     from dataclasses import asdict
 
-    from recsys.model import build_towers, item_embeddings
+    from recsys.model import build_towers, item_matrix
     from recsys.online import NumpyUserTower, export_numpy_user_tower
 
     cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, **settings)
@@ -276,7 +274,7 @@ def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
     users = np.array([0, 2, 3], np.int32)  # 3 = the unknown user
     expected = user_tower({"history": history, "user": users, "weight": weight}).numpy()
     export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
-    tower = NumpyUserTower(tmp_path / "tower.npz", item_embeddings(item_tower, 12))
+    tower = NumpyUserTower(tmp_path / "tower.npz", item_matrix(item_tower, 12, layout_of(cfg)))
     np.testing.assert_allclose(tower(history, weight, users), expected, atol=1e-5)
     # no user index given = the unknown user's row
     np.testing.assert_allclose(tower(history[2:], weight[2:]), expected[2:], atol=1e-5)

@@ -54,8 +54,37 @@ def _report(two_tower_ndcg: float) -> dict:
         "users_total": 12,
         "train_events": 100,
         "test_events": 20,
-        "metrics": {"popularity": m(0.1), "two_tower": m(two_tower_ndcg)},
-        "cohorts": {"cold_videos": {"popularity": m(0.0), "two_tower": m(0.05)}},
+        "metrics": {"popularity": m(0.1), "two_tower": m(two_tower_ndcg), "content_only": m(0.05)},
+        "cohorts": {"cold_videos": {"popularity": m(0.0), "two_tower": m(0.05), "content_only": m(0.04)}},
+        "paired": {
+            "all": {
+                "baseline": "popularity",
+                "mean_diff": 0.2,
+                "lo": 0.15,
+                "hi": 0.25,
+                "users": 10,
+                "level": 0.95,
+                "resamples": 2000,
+            },
+            "cold_videos": {
+                "baseline": "content_only",
+                "mean_diff": 0.01,
+                "lo": -0.01,
+                "hi": 0.03,
+                "users": 10,
+                "level": 0.95,
+                "resamples": 2000,
+            },
+        },  # fmt: skip
+        "tuning": {
+            "chosen": {"temperature": 0.05},
+            "trials": [
+                {"setting": {}, "val_ndcg@10": 0.2, "best_epoch": 3, "seconds": 10.0},
+                {"setting": {"temperature": 0.05}, "val_ndcg@10": 0.25, "best_epoch": 4, "seconds": 12.0},
+            ],
+            "seconds": 22.0,
+            "budget_seconds": 150.0,
+        },
         "training": {"epochs_run": 4, "best_epoch": 2, "validation_users": 9, "val_ndcg@10": [0.1, 0.3, 0.2, 0.2]},
         "baseline_tuning": {"als": {"factors": 32, "regularization": 1.0, "validation_users": 9, "grid": [{}] * 9}},
     }
@@ -66,10 +95,15 @@ def test_results_page_renders_reports(tmp_path):
     out = var / "reports" / "ml-user-time"
     out.mkdir(parents=True)
     (out / "commands.json").write_text(json.dumps([{"command": "vidrec run --protocol user_time", "seconds": 1.0}]))
-    (out / "report-defaults.json").write_text(json.dumps(_report(0.3)))
+    (out / "report-tuned on validation.json").write_text(json.dumps(_report(0.3)))
     page = results.results(var, tmp_path / "results.md", ["ml-user-time"], render_only=True).read_text()
     assert "## MovieLens latest-small, per-user time split" in page
     assert "vidrec run --protocol user_time" in page
+    # the summary: model, best baseline, ratio, paired interval, cold videos against content_only
+    summary = next(line for line in page.splitlines() if line.startswith("| MovieLens latest-small, per-user"))
+    assert "0.3000 ± 0.0100 | popularity 0.1000 | x3.00 | [+0.1500, +0.2500]" in summary
+    assert "0.0500 vs 0.0400 [-0.0100, +0.0300] (10)" in summary and "| 1 s |" in summary
+    assert "**temperature=0.05**" in page and "95% bootstrap interval [+0.1500, +0.2500]" in page
     # the model row comes first and carries the bold best mean; popularity is not bold
     rows = [line for line in page.splitlines() if line.startswith("| two_tower") or line.startswith("| popularity")]
     assert rows[0].startswith("| two_tower | **0.3000 ± 0.0100**")

@@ -1,0 +1,119 @@
+"""How a trained model scores: the layout of exported query and item vectors, and freshness.
+
+numpy only (the API imports it): one dot product of a query vector and an item row is the score;
+an item's freshness bias depends on its age at a reference time and is either folded into the
+item rows for one time (publish, the API) or added per user (offline evaluation, where each user
+is judged at their own time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FRESHNESS_BUCKETS = 20
+FRESHNESS_HOURS = 6.0
+"""Item age buckets: bucket b holds ages with floor(log2(1 + age_hours / 6)) = b: under 6 hours,
+6-18 h, 18-42 h, ~2-4 days, ... doubling; the last one (~350 years) open-ended."""
+
+
+def age_buckets(age_hours: np.ndarray) -> np.ndarray:
+    """[...] ages in hours (negative = not yet published, taken as 0) -> int32 bucket indices."""
+    a = np.maximum(np.nan_to_num(np.asarray(age_hours, np.float64), nan=0.0), 0.0)
+    return np.minimum(np.floor(np.log2(1.0 + a / FRESHNESS_HOURS)), FRESHNESS_BUCKETS - 1).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class ScoreLayout:
+    """How an exported query vector and item row combine into one dot-product score.
+
+    columns [0, dim): the towers' L2-normalised embeddings (the user side divided by the
+    temperature); column ``dim`` when ``bias``: the item's learned bias (plus its freshness
+    bias once folded in for a reference time), 1 on the user side; the last ``content_dim``
+    columns: the item's fixed content vector and ``content_weight`` x the mean content vector of
+    the user's history. ``freshness``: the learned bias per age bucket (``age_buckets``), added
+    to the bias column by ``fold_freshness`` for a given time, or None."""
+
+    dim: int
+    bias: bool = False
+    content_dim: int = 0
+    freshness: tuple[float, ...] | None = None
+    freshness_per_day: float = 0.0
+    """Added to the freshness bias per day of age (a learned slope, usually negative)."""
+
+    @property
+    def total(self) -> int:
+        return self.dim + int(self.bias) + self.content_dim
+
+    @property
+    def bias_col(self) -> int | None:
+        return self.dim if self.bias else None
+
+    @property
+    def content_cols(self) -> slice:
+        return slice(self.dim + int(self.bias), self.total)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "bias": self.bias,
+            "content_dim": self.content_dim,
+            "freshness": list(self.freshness) if self.freshness is not None else None,
+            "freshness_per_day": self.freshness_per_day,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ScoreLayout:
+        fresh = d.get("freshness")
+        return cls(
+            int(d["dim"]),
+            bool(d.get("bias")),
+            int(d.get("content_dim", 0)),
+            tuple(fresh) if fresh else None,
+            float(d.get("freshness_per_day", 0.0)),
+        )
+
+    def freshness_scores(
+        self, now_s: np.ndarray, birth_s: np.ndarray, exclude_unborn: bool = False
+    ) -> np.ndarray | None:
+        """[b, n_items] freshness bias of every item at each of ``b`` reference times (epoch s), or
+        None without freshness. An item never seen and with no publication time counts as new.
+        An item born after the reference time counts as new too (it arrives during the period the
+        list serves, through the fresh-video job), or, with ``exclude_unborn``, gets -inf: it did
+        not exist yet when the user asked."""
+        if self.freshness is None:
+            return None
+        table = np.asarray(self.freshness, np.float32)
+        now = np.asarray(now_s, np.float64)[:, None]
+        birth = np.where(np.isnan(birth_s), np.inf, birth_s)[None, :]
+        age_h = np.where(np.isfinite(birth), (now - birth) / 3600.0, 0.0)
+        clipped = np.maximum(age_h, 0.0)
+        out = (table[age_buckets(clipped)] + np.float32(self.freshness_per_day / 24.0) * clipped).astype(np.float32)
+        if exclude_unborn:
+            out[age_h < 0] = -np.inf
+        return out
+
+    def fold_freshness(self, item_matrix: np.ndarray, birth_s: np.ndarray, now_s: float) -> np.ndarray:
+        """A copy of ``item_matrix`` whose bias column includes each item's freshness at ``now_s``:
+        then one dot product per item scores everything, as publish and the API need."""
+        out = np.array(item_matrix, np.float32, copy=True)
+        fresh = self.freshness_scores(np.array([now_s], np.float64), birth_s)
+        if fresh is not None and self.bias_col is not None:
+            out[:, self.bias_col] += fresh[0]
+        return out
+
+    def similarity_vectors(self, item_matrix: np.ndarray) -> np.ndarray:
+        """The items' tower embeddings (unit length) for item-to-item similarity."""
+        return np.ascontiguousarray(item_matrix[:, : self.dim])
+
+
+def freshness_adder(
+    layout: ScoreLayout, now: np.ndarray | None, birth: np.ndarray | None, exclude_unborn: bool = False
+) -> Any:
+    """For ``topk_with_exclusions``: rows (start, stop) -> their [b, n_items] freshness scores
+    at each user's own reference time ``now`` [n_users]; None when there is nothing to add."""
+    if layout.freshness is None or now is None or birth is None:
+        return None
+    return lambda start, stop: layout.freshness_scores(now[start:stop], birth, exclude_unborn)
