@@ -31,6 +31,13 @@ PARAMS = {
         type=["null", "string"],
         description="YYYY-MM-DD; defaults to the run's logical date. Needed for a manual run without one.",
     ),
+    "tune_seconds": Param(
+        150,
+        type="number",
+        minimum=0,
+        maximum=86400,
+        description="Seconds to choose model settings on validation before training (0: train as given)",
+    ),
     "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Two-tower training epochs"),
     "frame_shards": Param(2, type="integer", minimum=1, maximum=256, description="Mapped frame_features shards"),
     "protocol": Param(

@@ -37,6 +37,7 @@ PARAMS = {
     "user_pooling": Param("mean", enum=["mean", "attention"], description="How the user tower pools its history"),
     "embedding_dim": Param(64, type="integer", minimum=8, maximum=512, description="Output width of both towers"),
     "max_history": Param(20, type="integer", minimum=1, maximum=200, description="Watched videos the user tower reads"),
+    "tune_seconds": Param(150, type="number", minimum=0, maximum=86400, description="Seconds to choose model settings on validation before training (0: train as given)"),
     "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Most training epochs (early stopping may end sooner)"),
     "learning_rate": Param(0.003, type="number", exclusiveMinimum=0, maximum=1, description="Adam learning rate"),
     "temperature": Param(0.1, type="number", exclusiveMinimum=0, maximum=10, description="Softmax temperature of the retrieval loss"),

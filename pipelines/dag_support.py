@@ -48,6 +48,7 @@ def config_from_params(params: dict[str, Any]) -> Any:
         frame_shards=int(params.get("frame_shards", 2)),
         protocol=params.get("protocol", "global_time"),
         publish_gate=bool(params.get("publish_gate", True)),
+        **({"tune_seconds": float(params["tune_seconds"])} if params.get("tune_seconds") is not None else {}),
     )
     overrides = {name: params[name] for name in MODEL_PARAMS if params.get(name) is not None}
     try:
