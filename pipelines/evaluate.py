@@ -185,7 +185,13 @@ def new_user_cohort(
     hist = np.full((len(histories), model.config.max_history), len(ds.items), np.int64)
     hist[:, -1] = [h[0] for h in histories]
     vecs = tower.item_to_item(hist)
-    add = freshness_adder(model.layout, np.asarray(times), model.item_birth, split.protocol != GLOBAL_TIME)  # type: ignore[attr-defined]
+    add = freshness_adder(
+        model.layout,
+        np.asarray(times),
+        model.item_birth,
+        split.protocol != GLOBAL_TIME,  # type: ignore[attr-defined]
+        model.birth_from_event,
+    )
     out = {
         "two_tower": evaluate_rankings(
             topk_with_exclusions(vecs, model.item_vectors, k, exclude, add_scores=add)[0], relevant, k
@@ -293,11 +299,10 @@ def evaluate_model(
 
     # Freshness is judged at each user's reference time (``train.reference_times``).
     now = train.reference_times(split.train, split.test, split.protocol, len(ds.users))
-    exclude_unborn = split.protocol != GLOBAL_TIME
 
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
         vecs = model.user_tower(hist[u], u.astype(np.int32), weight[u])
-        add = freshness_adder(model.layout, now[u], model.item_birth, exclude_unborn)
+        add = freshness_adder(model.layout, now[u], model.item_birth, model.birth_from_event)
         return topk_with_exclusions(vecs, model.item_vectors, k, excl, add_scores=add)[0]
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)

@@ -120,9 +120,7 @@ def make_validation(
         completion(fit),
     )
     now = reference_times(fit, held_out, protocol, num_users)[users]
-    return ValidationSet(
-        hist[users], weight[users], users.astype(np.int32), exclude, relevant, now, protocol != GLOBAL_TIME
-    )
+    return ValidationSet(hist[users], weight[users], users.astype(np.int32), exclude, relevant, now)
 
 
 @dataclass(frozen=True)
@@ -221,6 +219,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     save_user_tower(result.user_tower, staging / "user_tower", cfg.model.max_history)
     np.save(staging / "item_embeddings.npy", result.item_matrix())
     np.save(staging / "item_birth.npy", result.item_birth)
+    np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
     np.save(staging / "new_items.npy", result.new_items)
     write_json(staging / "calibration.json", calibration)
     write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
@@ -278,11 +277,15 @@ class ExportedModel:
     """[n_items] epoch s each video became watchable (NaN: unknown, scored as new)."""
     reference_ts: float | None
     """The latest training event: "now" for the model when nothing later is known."""
+    birth_from_event: np.ndarray | None = None
+    """[n_items] bool: the birth is the video's first training event (no publication time)."""
 
     def item_vectors_at(self, now_s: float | None = None) -> np.ndarray:
         """The item matrix with each item's freshness at ``now_s`` (default: ``reference_ts``)."""
         now = self.reference_ts if now_s is None else now_s
-        return self.item_vectors if now is None else self.layout.fold_freshness(self.item_vectors, self.item_birth, now)
+        if now is None:
+            return self.item_vectors
+        return self.layout.fold_freshness(self.item_vectors, self.item_birth, now, self.birth_from_event)
 
 
 def load_model(cfg: PipelineConfig, run_date: str) -> ExportedModel:
@@ -315,4 +318,7 @@ def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:
         layout=layout,
         item_birth=birth,
         reference_ts=scoring.get("reference_ts") if scoring else None,
+        birth_from_event=np.load(path / "item_birth_from_event.npy")
+        if (path / "item_birth_from_event.npy").exists()
+        else None,
     )

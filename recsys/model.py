@@ -565,8 +565,7 @@ class ValidationSet:
 
     history/weight: [n, max_history]; user: [n] int32; exclude: per user, items not to rank
     (their fitting events); relevant: per user, the held-out items (non-empty); now: [n] each
-    user's reference time (epoch s) for freshness, or None; exclude_unborn: whether videos born
-    after it are left out (see ``ScoreLayout.freshness_scores``).
+    user's reference time (epoch s) for freshness, or None.
     """
 
     history: np.ndarray
@@ -575,12 +574,11 @@ class ValidationSet:
     exclude: list[np.ndarray]
     relevant: list[set[int]]
     now: np.ndarray | None = None
-    exclude_unborn: bool = False
 
     def ndcg(self, model: TrainedModel, k: int = 10) -> float:
         from recsys.metrics import evaluate_rankings
 
-        ranked = model.rank(self.history, self.user, self.weight, self.exclude, k, self.now, self.exclude_unborn)
+        ranked = model.rank(self.history, self.user, self.weight, self.exclude, k, self.now)
         return evaluate_rankings(ranked, self.relevant, k)[f"ndcg@{k}"]
 
 
@@ -603,6 +601,8 @@ class TrainedModel:
     new_prior_scale: float = 1.0
     """A new video's embedding columns and content columns are multiplied by these (learned on
     training items whose id was dropped; ``TwoTowerConfig.new_item_scales``)."""
+    birth_from_event: np.ndarray | None = None
+    """[n_items] bool: the birth is the first event (no publication time), see ``recsys.scoring``."""
 
     def item_matrix(self, new_item_bias: bool = True) -> np.ndarray:
         items = item_matrix(self.item_tower, self.num_items, self.layout)
@@ -633,12 +633,11 @@ class TrainedModel:
         exclude: list[np.ndarray],
         k: int,
         now: np.ndarray | None = None,
-        exclude_unborn: bool = False,
     ) -> np.ndarray:
         from recsys.metrics import topk_with_exclusions
 
         vecs = self.user_vectors(history, user, weight)
-        add = freshness_adder(self.layout, now, self.item_birth, exclude_unborn)
+        add = freshness_adder(self.layout, now, self.item_birth, self.birth_from_event)
         return topk_with_exclusions(vecs, self.item_matrix(), k, exclude, add_scores=add)[0]
 
 
@@ -680,7 +679,7 @@ def calibrate_new_items(
     if not rows:
         return out
     vecs = model.user_vectors(validation.history, validation.user, validation.weight)
-    add = freshness_adder(model.layout, validation.now, model.item_birth, validation.exclude_unborn)
+    add = freshness_adder(model.layout, validation.now, model.item_birth, model.birth_from_event)
 
     def ndcg(items: np.ndarray, users: list[int], exclude: list[np.ndarray], relevant: list[set[int]]) -> float:
         sub_add = (
@@ -786,6 +785,7 @@ def train_two_tower(
     # Hours since t0; a video with unknown birth is "not yet" at every training time.
     birth_h = tf.constant(np.where(np.isnan(birth), np.inf, (birth - t0) / 3600.0).astype(np.float32))
     from_event = np.zeros(n_items, bool) if birth_from_event is None else np.asarray(birth_from_event, bool)
+    from_event = from_event | np.isnan(birth)  # no publication time and never watched: born at a first event
     from_event_t = tf.constant(from_event)
     b_size, n_neg = cfg.batch_size, cfg.uniform_negatives
     # Expected count of each video among one batch's candidates: b_size draws by frequency (the
@@ -799,7 +799,9 @@ def train_two_tower(
             self.user_tower = user_tower
             self.item_tower = item_tower
             if use_time:
-                # one extra row: the event that defined its video's birth (never used to score)
+                # one extra row: the event that defined its video's birth; it is never used to
+                # score (every video born at its first event is watched at age 0 by construction,
+                # a new video is not)
                 self.freshness = tf.keras.layers.Embedding(
                     FRESHNESS_BUCKETS + 1, 1, embeddings_initializer="zeros", name="freshness"
                 )
@@ -848,19 +850,21 @@ def train_two_tower(
                 tf.logical_not(tf.equal(tf.range(b)[:, None], tf.range(tf.size(cands))[None, :])),
             )
             if use_time:
-                age = features["t"][:, None] - tf.gather(birth_h, cands)[None, :]  # hours
+                age = features["t"][:, None] - tf.gather(birth_h, cands)[None, :]  # hours; -inf: never seen
+                # not yet published or watched at the watch's time: could not have been watched
                 invalid = tf.logical_or(invalid, age < 0)
+                grown = tf.maximum(age, 0.0)
                 bucket = tf.cast(
                     tf.minimum(
-                        tf.floor(tf.math.log(1.0 + tf.maximum(age, 0.0) / FRESHNESS_HOURS) / np.log(2.0)),
-                        FRESHNESS_BUCKETS - 1,
+                        tf.floor(tf.math.log(1.0 + grown / FRESHNESS_HOURS) / np.log(2.0)), FRESHNESS_BUCKETS - 1
                     ),
                     tf.int32,
                 )
+                # the watch that defined its video's birth (its first event) goes to a row of its own
                 birth_event = tf.logical_and(tf.equal(age, 0.0), tf.gather(from_event_t, cands)[None, :])
                 bucket = tf.where(birth_event, FRESHNESS_BUCKETS, bucket)
                 logits += self.freshness(bucket)[:, :, 0]
-                logits += self.freshness_per_day * tf.maximum(age, 0.0) / 24.0
+                logits += self.freshness_per_day * grown / 24.0
             if cfg.logq_correction:
                 logits -= tf.gather(log_expected, cands)[None, :]
             logits = tf.where(invalid, tf.fill(tf.shape(logits), -1e9), logits)
@@ -898,7 +902,9 @@ def train_two_tower(
             if cfg.new_item_scales
             else (1.0, 1.0)
         )
-        return TrainResult(item_tower, user_tower, layout, birth, n_items, counts == 0, 0.0, *scales, {})
+        result = TrainResult(item_tower, user_tower, layout, birth, n_items, counts == 0, 0.0, *scales, history={})
+        result.birth_from_event = from_event
+        return result
 
     callbacks = []
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):

@@ -141,7 +141,10 @@ def scoring_items(folder: Path, item_vectors: np.ndarray) -> np.ndarray:
     if not path.exists():
         return item_vectors
     scoring = json.loads(path.read_text())
-    birth_path = folder / "item_birth.npy"
+    birth_path, from_event_path = folder / "item_birth.npy", folder / "item_birth_from_event.npy"
     if scoring.get("reference_ts") is None or not birth_path.exists():
         return item_vectors
-    return ScoreLayout.from_json(scoring).fold_freshness(item_vectors, np.load(birth_path), scoring["reference_ts"])
+    from_event = np.load(from_event_path) if from_event_path.exists() else None
+    return ScoreLayout.from_json(scoring).fold_freshness(
+        item_vectors, np.load(birth_path), scoring["reference_ts"], from_event
+    )

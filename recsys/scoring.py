@@ -76,30 +76,44 @@ class ScoreLayout:
         )
 
     def freshness_scores(
-        self, now_s: np.ndarray, birth_s: np.ndarray, exclude_unborn: bool = False
+        self,
+        now_s: np.ndarray,
+        birth_s: np.ndarray,
+        from_event: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """[b, n_items] freshness bias of every item at each of ``b`` reference times (epoch s), or
-        None without freshness. An item never seen and with no publication time counts as new.
-        An item born after the reference time counts as new too (it arrives during the period the
-        list serves, through the fresh-video job), or, with ``exclude_unborn``, gets -inf: it did
-        not exist yet when the user asked."""
+        None without freshness.
+
+        birth_s: each video's publication time, or (``from_event`` True) its first event's time;
+        NaN: neither known. A video nobody has ever watched and without a publication time counts
+        as new (the first bucket); one first watched after the reference time gets -inf: it was not
+        in the catalogue yet. A video published after the reference time counts
+        as new (age 0: it arrives during the period the list serves, through the fresh-video job)."""
         if self.freshness is None:
             return None
         table = np.asarray(self.freshness, np.float32)
         now = np.asarray(now_s, np.float64)[:, None]
-        birth = np.where(np.isnan(birth_s), np.inf, birth_s)[None, :]
-        age_h = np.where(np.isfinite(birth), (now - birth) / 3600.0, 0.0)
+        birth_raw = np.asarray(birth_s, np.float64)
+        event_born = (
+            np.isnan(birth_raw) if from_event is None else (np.asarray(from_event, bool) | np.isnan(birth_raw))
+        )[None, :]
+        birth = np.where(np.isnan(birth_raw), np.inf, birth_raw)[None, :]
+        age_h = np.where(np.isfinite(birth), (now - birth) / 3600.0, -np.inf)
         clipped = np.maximum(age_h, 0.0)
         out = (table[age_buckets(clipped)] + np.float32(self.freshness_per_day / 24.0) * clipped).astype(np.float32)
-        if exclude_unborn:
-            out[age_h < 0] = -np.inf
+        out[event_born & (age_h <= 0)] = table[0]
+        # First watched after the reference time: not in the catalogue yet at that time (only a
+        # user-by-user split can know of such a video; a nightly publish never does).
+        out[event_born & np.isfinite(birth) & (age_h < 0)] = -np.inf
         return out
 
-    def fold_freshness(self, item_matrix: np.ndarray, birth_s: np.ndarray, now_s: float) -> np.ndarray:
+    def fold_freshness(
+        self, item_matrix: np.ndarray, birth_s: np.ndarray, now_s: float, from_event: np.ndarray | None = None
+    ) -> np.ndarray:
         """A copy of ``item_matrix`` whose bias column includes each item's freshness at ``now_s``:
         then one dot product per item scores everything, as publish and the API need."""
         out = np.array(item_matrix, np.float32, copy=True)
-        fresh = self.freshness_scores(np.array([now_s], np.float64), birth_s)
+        fresh = self.freshness_scores(np.array([now_s], np.float64), birth_s, from_event=from_event)
         if fresh is not None and self.bias_col is not None:
             out[:, self.bias_col] += fresh[0]
         return out
@@ -110,10 +124,13 @@ class ScoreLayout:
 
 
 def freshness_adder(
-    layout: ScoreLayout, now: np.ndarray | None, birth: np.ndarray | None, exclude_unborn: bool = False
+    layout: ScoreLayout,
+    now: np.ndarray | None,
+    birth: np.ndarray | None,
+    from_event: np.ndarray | None = None,
 ) -> Any:
     """For ``topk_with_exclusions``: rows (start, stop) -> their [b, n_items] freshness scores
     at each user's own reference time ``now`` [n_users]; None when there is nothing to add."""
     if layout.freshness is None or now is None or birth is None:
         return None
-    return lambda start, stop: layout.freshness_scores(now[start:stop], birth, exclude_unborn)
+    return lambda start, stop: layout.freshness_scores(now[start:stop], birth, from_event)

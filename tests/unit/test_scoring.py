@@ -21,10 +21,17 @@ def test_freshness_scores_and_folding():
     now = 1_000_000.0
     birth = np.array([now - 1 * HOUR, now - 20 * HOUR, np.nan, now + 5 * HOUR])
     f = layout.freshness_scores(np.array([now]), birth)[0]
-    # 1 h: bucket 0, 1/24 day; 20 h: bucket 2; unknown birth and not yet born: new (age 0)
+    # 1 h: bucket 0, 1/24 day; 20 h: bucket 2; unknown birth and published after the reference
+    # time: new (age 0)
     np.testing.assert_allclose(f, [0 - 0.5 / 24, -2 - 0.5 * 20 / 24, 0.0, 0.0], rtol=1e-6)
-    excluded = layout.freshness_scores(np.array([now]), birth, exclude_unborn=True)[0]
-    assert excluded[3] == -np.inf and excluded[2] == 0.0  # unknown birth stays "new"
+    # born at their first event: item 1 (first watched 20 h ago) as before; item 3, first watched
+    # after the reference time, was not in the catalogue yet (-inf); a never-watched one is new
+    from_event = np.array([False, True, True, True])
+    g = layout.freshness_scores(np.array([now, now - 2 * HOUR]), birth, from_event)
+    np.testing.assert_allclose(g[0], [f[0], f[1], 0.0, -np.inf], rtol=1e-6)
+    # two hours earlier: item 1 was 18 h old; item 0, published an hour before now, was not out
+    # yet: new
+    assert g[1, 1] == pytest.approx(-2 - 0.5 * 18 / 24) and g[1, 0] == 0.0 and g[1, 2] == 0.0
     items = np.ones((4, 4), np.float32)
     folded = layout.fold_freshness(items, birth, now)
     np.testing.assert_allclose(folded[:, 2], 1.0 + f, rtol=1e-6)
