@@ -346,7 +346,6 @@ def evaluate_model(
         "model_config": asdict(model.config),
         "training": _training_summary(model),
         "tuning": _json_file(model.path / "tuning.json"),
-        "new_items": _json_file(model.path / "calibration.json"),
     }
 
 

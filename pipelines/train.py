@@ -34,7 +34,6 @@ from recsys.model import (
     TrainResult,
     TwoTowerConfig,
     ValidationSet,
-    calibrate_new_items,
     fusion_weights,
     history_windows,
     last_history,
@@ -188,9 +187,6 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         cfg = replace(cfg, model=model_cfg)
     else:
         result = fit_model(cfg.model, ds, data)
-    calibration: dict[str, object] = {}
-    if data.validation is not None and cfg.model.calibrate_new_items:
-        calibration = calibrate_new_items(result, data.validation)
     if data.validation is not None and cfg.model.refit_after_validation:
         # The validation events are each user's latest training events, the closest to what comes
         # next: refit on all training events for the epoch count early stopping chose.
@@ -204,9 +200,6 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
             "loss": refit.history["loss"],
             "refit": [1.0],
         }
-        if calibration:
-            refit.new_item_bias = float(calibration["new_item_bias"])  # type: ignore[arg-type]
-            refit.new_prior_scale *= float(calibration.get("prior_multiplier", 1.0))  # type: ignore[arg-type]
         result = refit
     examples = data.examples
     reference_ts = float(ds.split.train["ts"].max())
@@ -220,8 +213,6 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     np.save(staging / "item_embeddings.npy", result.item_matrix())
     np.save(staging / "item_birth.npy", result.item_birth)
     np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
-    np.save(staging / "new_items.npy", result.new_items)
-    write_json(staging / "calibration.json", calibration)
     write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
     export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
     write_json(staging / "items.json", ds.items)
@@ -247,12 +238,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "fusion": cfg.model.fusion,
         "modalities": list(cfg.model.modalities),
         "fusion_weights": weights,
-        "new_items": {
-            "count": int(result.new_items.sum()) if result.new_items is not None else 0,
-            "bias": result.new_item_bias,
-            "dot_scale": result.new_dot_scale,
-            "prior_scale": result.new_prior_scale,
-        },
+        "new_items": int(result.new_items.sum()) if result.new_items is not None else 0,
         "freshness": result.layout.to_json().get("freshness"),
         "freshness_per_day": result.layout.freshness_per_day,
         "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},

@@ -121,7 +121,7 @@ def auto_tune(
     """Train ``AUTO_CANDIDATES`` in order with early stopping on ``data.validation`` while the
     budget allows (a candidate starts only if the mean time of those before it still fits; the
     first always runs); returns the best setting by validation NDCG@10, its early-stopped model
-    (for the caller to calibrate and refit) and the record of every trial."""
+    (for the caller to refit) and the record of every trial."""
     import time
 
     t0 = time.perf_counter()

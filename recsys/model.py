@@ -94,12 +94,6 @@ class TwoTowerConfig:
     id_dropout_frequency: float = 0.0
     """If > 0 (kappa), a video watched c times keeps its id with probability (1 - id_dropout) x
     c / (c + kappa): rare videos learn to be scored from content, like new ones."""
-    new_item_scales: bool = False
-    """Learn two scales for videos scored without their id (new ones; in training, those whose id
-    was dropped): one for the learned content match, one for the content prior."""
-    calibrate_new_items: bool = False
-    """After early stopping, choose an offset for videos without training events by NDCG@10 on
-    the validation events (``calibrate_new_item_bias``), kept through the refit and the export."""
     user_id_min_events: int = 0
     """Users with fewer training events than this use the unknown-user row instead of their own id."""
     seed: int = 42
@@ -378,9 +372,8 @@ def _tf_towers() -> tuple[type, type]:
             e = tf.exp(logits - tf.reduce_max(logits, axis=1, keepdims=True)) * mask
             return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-9)
 
-        def encode(self, item_idx: Any, training: bool = False) -> tuple[Any, Any, Any]:
-            """(embeddings [b, embedding_dim] L2-normalised, bias [b] (zeros without item_bias),
-            id mask [b]: 1 where the video's id was used, 0 where it was scored from content alone)."""
+        def encode(self, item_idx: Any, training: bool = False) -> tuple[Any, Any]:
+            """(embeddings [b, embedding_dim] L2-normalised, bias [b]; zeros without item_bias)."""
             tokens, mask = self.tokens(item_idx, training=training)
             if self.cfg.fusion == "concat":
                 x = tf.concat([tf.reshape(tokens, [-1, len(MODALITIES) * self.cfg.hidden_dim]), mask], axis=-1)
@@ -389,7 +382,7 @@ def _tf_towers() -> tuple[type, type]:
             h = self.fuse(x)
             emb = tf.math.l2_normalize(self.out(h), axis=-1)
             bias = self.bias_head(h)[:, 0] if self.cfg.item_bias else tf.zeros(tf.shape(emb)[:1])
-            return emb, bias, mask[:, 0]
+            return emb, bias
 
         def call(self, item_idx: Any, training: bool = False) -> Any:
             return self.encode(item_idx, training=training)[0]
@@ -464,7 +457,7 @@ def _tf_towers() -> tuple[type, type]:
                 parts.append(self.user_embedding(user))
             q = tf.math.l2_normalize(self.out(self.hidden(tf.concat(parts, axis=-1))), axis=-1)
             out = [q / cfg.temperature]
-            if cfg.item_bias or cfg.freshness or cfg.calibrate_new_items:
+            if cfg.item_bias or cfg.freshness:
                 out.append(tf.ones_like(q[:, :1]))
             if cfg.content_prior:
                 prior = tf.gather(self.item_tower.prior, history)  # [b, n, k]; the padding row is 0
@@ -490,7 +483,7 @@ _TOWERS: tuple[type, type] | None = None
 def layout_of(cfg: TwoTowerConfig, freshness: np.ndarray | None = None, per_day: float = 0.0) -> ScoreLayout:
     return ScoreLayout(
         dim=cfg.embedding_dim,
-        bias=cfg.item_bias or cfg.freshness or cfg.calibrate_new_items,
+        bias=cfg.item_bias or cfg.freshness,
         content_dim=cfg.content_prior_dim if cfg.content_prior else 0,
         freshness=tuple(float(v) for v in freshness) if freshness is not None else None,
         freshness_per_day=per_day,
@@ -594,25 +587,11 @@ class TrainedModel:
     num_items: int
     new_items: np.ndarray | None = None
     """[n_items] bool: videos without a training event (scored from content alone)."""
-    new_item_bias: float = 0.0
-    """Added to every new video's score (``calibrate_new_item_bias``): how far to trust videos the
-    model has never seen watched, relative to those it has, as measured on validation data."""
-    new_dot_scale: float = 1.0
-    new_prior_scale: float = 1.0
-    """A new video's embedding columns and content columns are multiplied by these (learned on
-    training items whose id was dropped; ``TwoTowerConfig.new_item_scales``)."""
     birth_from_event: np.ndarray | None = None
     """[n_items] bool: the birth is the first event (no publication time), see ``recsys.scoring``."""
 
-    def item_matrix(self, new_item_bias: bool = True) -> np.ndarray:
-        items = item_matrix(self.item_tower, self.num_items, self.layout)
-        if self.new_items is not None and self.new_items.any():
-            new = self.new_items
-            items[new, : self.layout.dim] *= np.float32(self.new_dot_scale)
-            items[new, self.layout.content_cols] *= np.float32(self.new_prior_scale)
-            if new_item_bias and self.new_item_bias and self.layout.bias_col is not None:
-                items[new, self.layout.bias_col] += np.float32(self.new_item_bias)
-        return items
+    def item_matrix(self) -> np.ndarray:
+        return item_matrix(self.item_tower, self.num_items, self.layout)
 
     def user_vectors(self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
         w = np.ones(history.shape, np.float32) if weight is None else weight
@@ -644,95 +623,6 @@ class TrainedModel:
 @dataclass
 class TrainResult(TrainedModel):
     history: dict[str, list[float]] = None  # type: ignore[assignment]
-
-
-NEW_ITEM_BIAS_GRID = tuple(float(x) for x in np.arange(-4.0, 8.01, 0.5))
-NEW_PRIOR_SCALE_GRID = (1.0, 2.0, 4.0)
-
-
-def calibrate_new_items(
-    model: TrainedModel,
-    validation: ValidationSet,
-    bias_grid: tuple[float, ...] = NEW_ITEM_BIAS_GRID,
-    prior_grid: tuple[float, ...] = NEW_PRIOR_SCALE_GRID,
-    k: int = 10,
-) -> dict[str, Any]:
-    """How to score videos without training events, chosen on ``validation`` (whose held-out
-    events include videos the fitting events never saw, as test has), in two steps:
-
-    1. the scale of their content prior (``new_prior_scale``) that best orders new videos among
-       themselves: NDCG@k of each user's ranking of new videos only, against their held-out new
-       videos (large scales order them by the pretrained encoders' similarity alone);
-    2. the offset added to their scores (``new_item_bias``) that maximises NDCG@k over all videos.
-
-    Returns the choice and every score tried; leaves the model unchanged where no new video is
-    relevant in validation or the layout has no bias column."""
-    from recsys.metrics import evaluate_rankings, topk_with_exclusions
-
-    col = model.layout.bias_col
-    new = model.new_items
-    out: dict[str, Any] = {"new_item_bias": model.new_item_bias, "new_prior_scale": model.new_prior_scale}
-    if col is None or new is None or not new.any():
-        return out
-    new_set = set(np.flatnonzero(new).tolist())
-    rows = [r for r, rel in enumerate(validation.relevant) if rel & new_set]
-    if not rows:
-        return out
-    vecs = model.user_vectors(validation.history, validation.user, validation.weight)
-    add = freshness_adder(model.layout, validation.now, model.item_birth, model.birth_from_event)
-
-    def ndcg(items: np.ndarray, users: list[int], exclude: list[np.ndarray], relevant: list[set[int]]) -> float:
-        sub_add = (
-            add
-            if add is None or len(users) == len(validation.user)
-            else (lambda a, b: add(0, len(validation.user))[users][a:b])
-        )
-        ranked = topk_with_exclusions(vecs[users], items, k, exclude, add_scores=sub_add)[0]
-        return evaluate_rankings(ranked, relevant, k)[f"ndcg@{k}"]
-
-    old = np.flatnonzero(~new)
-    saved = model.new_prior_scale, model.new_item_bias
-    prior_scores: dict[float, float] = {}
-    if model.layout.content_dim:
-        for scale in prior_grid:
-            model.new_prior_scale = saved[0] * scale
-            items = model.item_matrix(new_item_bias=False)
-            prior_scores[scale] = ndcg(
-                items,
-                rows,
-                [np.union1d(validation.exclude[r], old) for r in rows],
-                [validation.relevant[r] & new_set for r in rows],
-            )
-        best = max(prior_scores.values())
-        model.new_prior_scale = saved[0] * min(s for s, v in prior_scores.items() if v >= best - 1e-12)
-    base = model.item_matrix(new_item_bias=False)
-    bias_scores: dict[float, float] = {}
-    everyone = list(range(len(validation.user)))
-    # Offsets around the one that puts each user's best new video level with their 10th best
-    # old one (the content prior's scale moves new videos' scores), besides the fixed grid.
-    scores = vecs @ base.T
-    if add is not None:
-        scores = scores + add(0, len(validation.user))
-    old_top = np.sort(np.where(np.isfinite(scores[:, old]), scores[:, old], -np.inf), axis=1)[:, -min(k, len(old))]
-    new_top = np.max(np.where(np.isfinite(scores[:, new]), scores[:, new], -np.inf), axis=1)
-    ok = np.isfinite(old_top) & np.isfinite(new_top)
-    level = float(np.median(old_top[ok] - new_top[ok])) if ok.any() else 0.0
-    grid = sorted(set(bias_grid) | {round(level + d, 3) for d in np.arange(-6.0, 6.01, 0.5)})
-    for delta in grid:
-        items = base.copy()
-        items[new, col] += np.float32(delta)
-        bias_scores[delta] = ndcg(items, everyone, validation.exclude, validation.relevant)
-    best = max(bias_scores.values())
-    # the smallest offset among the best (ties: trust new videos no more than needed)
-    model.new_item_bias = min(d for d, v in bias_scores.items() if v >= best - 1e-12)
-    return {
-        "new_item_bias": model.new_item_bias,
-        "new_prior_scale": model.new_prior_scale,
-        "prior_multiplier": model.new_prior_scale / saved[0],
-        "bias_grid": bias_scores,
-        "prior_scale_grid": prior_scores,
-        "validation_users_with_new_videos": len(rows),
-    }
 
 
 def train_two_tower(
@@ -806,16 +696,6 @@ def train_two_tower(
                     FRESHNESS_BUCKETS + 1, 1, embeddings_initializer="zeros", name="freshness"
                 )
                 self.freshness_per_day = self.add_weight(name="freshness_per_day", shape=(), initializer="zeros")
-            if cfg.new_item_scales:
-                one = tf.keras.initializers.Constant(0.5413)  # softplus(0.5413) = 1
-                self.new_dot_raw = self.add_weight(name="new_dot_scale", shape=(), initializer=one)
-                self.new_prior_raw = self.add_weight(name="new_prior_scale", shape=(), initializer=one)
-
-        def new_dot_scale(self) -> Any:
-            return tf.math.softplus(self.new_dot_raw)
-
-        def new_prior_scale(self) -> Any:
-            return tf.math.softplus(self.new_prior_raw)
 
         def compute_loss(self, features: dict[str, Any], training: bool = False) -> Any:
             history = tf.cast(features["history"], tf.int32)
@@ -827,19 +707,12 @@ def train_two_tower(
             # Each distinct video in the batch goes through the item tower once.
             needed = tf.concat([tf.reshape(history, [-1]), cands], axis=0)
             uniq, where = tf.unique(needed)
-            emb_u, bias_u, idm_u = self.item_tower.encode(uniq, training=training)
+            emb_u, bias_u = self.item_tower.encode(uniq, training=training)
             n_hist = tf.size(history)
             hist_emb = tf.reshape(tf.gather(emb_u, where[:n_hist]), [b, cfg.max_history, cfg.embedding_dim])
             cand_emb = tf.gather(emb_u, where[n_hist:])
             query = self.user_tower.embed(history, features["user"], features.get("weight"), hist_emb, training)
             cand_prior = tf.gather(self.item_tower.prior, cands) if cfg.content_prior else None
-            if cfg.new_item_scales:
-                # A candidate scored without its id (dropped, as a new video's always is) weighs its
-                # learned content match and its content prior by scales of its own.
-                idm = tf.gather(idm_u, where[n_hist:])[:, None]
-                cand_emb = cand_emb * (idm + (1.0 - idm) * self.new_dot_scale())
-                if cand_prior is not None:
-                    cand_prior = cand_prior * (idm + (1.0 - idm) * self.new_prior_scale())
             logits = tf.matmul(query[:, : cfg.embedding_dim], cand_emb, transpose_b=True)
             if cfg.item_bias:
                 logits += tf.gather(bias_u, where[n_hist:])[None, :]
@@ -897,12 +770,7 @@ def train_two_tower(
         table = model.freshness.embeddings.numpy()[:FRESHNESS_BUCKETS, 0] if use_time else None
         per_day = float(model.freshness_per_day.numpy()) if use_time else 0.0
         layout = layout_of(cfg, table, per_day)
-        scales = (
-            (float(model.new_dot_scale().numpy()), float(model.new_prior_scale().numpy()))
-            if cfg.new_item_scales
-            else (1.0, 1.0)
-        )
-        result = TrainResult(item_tower, user_tower, layout, birth, n_items, counts == 0, 0.0, *scales, history={})
+        result = TrainResult(item_tower, user_tower, layout, birth, n_items, counts == 0, history={})
         result.birth_from_event = from_event
         return result
 
@@ -983,7 +851,7 @@ def item_matrix(item_tower: Any, num_items: int, layout: ScoreLayout, batch_size
     out = []
     for s in range(0, num_items, batch_size):
         idx = np.arange(s, min(s + batch_size, num_items), dtype=np.int32)
-        emb, bias, _ = item_tower.encode(idx, training=False)
+        emb, bias = item_tower.encode(idx, training=False)
         parts = [emb.numpy()]
         if layout.bias:
             parts.append(bias.numpy()[:, None])

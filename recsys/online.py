@@ -28,7 +28,6 @@ _SETTINGS = (
     "freshness",
     "content_prior",
     "content_prior_dim",
-    "calibrate_new_items",
 )
 _DEFAULTS = {
     "temperature": 1.0,
@@ -36,7 +35,6 @@ _DEFAULTS = {
     "freshness": False,
     "content_prior": False,
     "content_prior_dim": 0,
-    "calibrate_new_items": False,
 }
 
 
@@ -70,7 +68,7 @@ class NumpyUserTower:
             config = json.loads(z["config"].tobytes().decode())
         self.config = {k: _DEFAULTS.get(k) if config.get(k) is None else config[k] for k in _SETTINGS}
         d = int(self.config["embedding_dim"])
-        self.bias = bool(self.config["item_bias"] or self.config["freshness"] or self.config["calibrate_new_items"])
+        self.bias = bool(self.config["item_bias"] or self.config["freshness"])
         self.content_dim = int(self.config["content_prior_dim"]) if self.config["content_prior"] else 0
         pad = np.zeros((1, item_vectors.shape[1]), np.float32)
         self.items = np.concatenate([item_vectors[:, :d], pad[:, :d]])

@@ -302,3 +302,22 @@ def test_content_inputs_are_balanced_across_encoders():
         visual[5:] / np.linalg.norm(visual[5:], axis=1, keepdims=True)
     ).T
     assert raw_cos.mean() > 0.7 and (b.visual[5:] @ b.visual[5:].T).mean() < 0.1
+
+
+def test_users_with_little_history_share_the_unknown_user_row(tmp_path):
+    """user_id_min_events: a user below it is scored as the unknown user, in TensorFlow and numpy."""
+    from dataclasses import asdict
+
+    from recsys.model import build_towers, item_matrix
+    from recsys.online import NumpyUserTower, export_numpy_user_tower
+
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, user_id_min_events=3)
+    counts = np.array([5, 1, 3])  # user 1 has one training event
+    item_tower, user_tower = build_towers(cfg, _content(), num_users=3, user_counts=counts)
+    history = np.array([[12, 1, 2]] * 4, np.int32)
+    out = user_tower({"history": history, "user": np.array([0, 1, 2, 3], np.int32)}).numpy()
+    np.testing.assert_allclose(out[1], out[3], atol=1e-6)  # user 1 = the unknown user (index 3)
+    assert np.abs(out[0] - out[3]).max() > 1e-4 and np.abs(out[2] - out[3]).max() > 1e-4
+    export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
+    tower = NumpyUserTower(tmp_path / "tower.npz", item_matrix(item_tower, 12, layout_of(cfg)))
+    np.testing.assert_allclose(tower(history, None, np.array([0, 1, 2, 3])), out, atol=1e-5)
