@@ -29,7 +29,7 @@ from recsys.baselines import Scorer
 from recsys.metrics import beyond_accuracy, evaluate_rankings, paired_bootstrap, per_user_ndcg, topk_with_exclusions
 from recsys.model import last_history
 from recsys.scoring import freshness_adder
-from recsys.split import GLOBAL_TIME, evaluation_targets, validation_split
+from recsys.split import evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +185,7 @@ def new_user_cohort(
     hist = np.full((len(histories), model.config.max_history), len(ds.items), np.int64)
     hist[:, -1] = [h[0] for h in histories]
     vecs = tower.item_to_item(hist)
-    add = freshness_adder(
-        model.layout,
-        np.asarray(times),
-        model.item_birth,
-        split.protocol != GLOBAL_TIME,  # type: ignore[attr-defined]
-        model.birth_from_event,
-    )
+    add = freshness_adder(model.layout, np.asarray(times), model.item_birth, model.birth_from_event)
     out = {
         "two_tower": evaluate_rankings(
             topk_with_exclusions(vecs, model.item_vectors, k, exclude, add_scores=add)[0], relevant, k

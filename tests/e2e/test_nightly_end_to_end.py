@@ -214,3 +214,27 @@ def test_ablation_retrains_each_input_set_without_touching_the_run(pipeline_run)
     assert 0.5 < id_only["id"] <= 1.0
     assert pointer.read_text() == before
     assert (cfg.workdir / "runs" / RUN_DATE / "ablation" / "report.json").exists()
+
+
+def test_new_users_are_answered_from_their_first_watch(pipeline_run):
+    """The new_users cohort: users with no training event, given their first test watch, scored
+    as the API scores a user it never saw (two_tower) and by the baselines from the same watch."""
+    from pipelines import dataset, evaluate, train
+    from recsys.split import Split
+
+    cfg, _ = pipeline_run
+    ds = dataset.load(cfg, RUN_DATE)
+    model = train.load_model(cfg, RUN_DATE)
+    events = pd.concat([ds.split.train, ds.split.test])
+    newcomers = events["user_idx"].drop_duplicates().head(5).tolist()  # pretend they are new
+    split = Split(
+        "global_time",
+        ds.split.train[~ds.split.train["user_idx"].isin(newcomers)],
+        events[events["user_idx"].isin(newcomers)],
+    )
+    now = np.full(len(ds.users), float(split.test["ts"].min()))
+    scorers = evaluate.scorers_for_new_users(split.train, ds, with_baselines=True)
+    cohort = evaluate.new_user_cohort(model, ds, split, scorers, now)
+    assert set(cohort) == {"two_tower", "popularity", "item_knn", "content_only", "als"}
+    assert cohort["two_tower"]["users"] == 5 and 0.0 <= cohort["two_tower"]["ndcg@10"] <= 1.0
+    assert cohort["als"] == cohort["popularity"]  # ALS has no vector for them: it serves popularity
