@@ -316,7 +316,8 @@ def test_users_with_little_history_share_the_unknown_user_row(tmp_path):
     item_tower, user_tower = build_towers(cfg, _content(), num_users=3, user_counts=counts)
     history = np.array([[12, 1, 2]] * 4, np.int32)
     out = user_tower({"history": history, "user": np.array([0, 1, 2, 3], np.int32)}).numpy()
-    np.testing.assert_allclose(out[1], out[3], atol=1e-6)  # user 1 = the unknown user (index 3)
+    # same row of the user table; float32 results differ by ~1e-6 between batch rows
+    np.testing.assert_allclose(out[1], out[3], rtol=1e-5, atol=1e-5)  # user 1 = the unknown user (index 3)
     assert np.abs(out[0] - out[3]).max() > 1e-4 and np.abs(out[2] - out[3]).max() > 1e-4
     export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
     tower = NumpyUserTower(tmp_path / "tower.npz", item_matrix(item_tower, 12, layout_of(cfg)))
