@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines import frame_features, ingest, text_features
 from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
 from recsys.model import ItemContent
-from recsys.split import Split, make_split
+from recsys.split import Split, TooFewEvents, make_split
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class Dataset:
     split: Split  # train and test events, with user_idx and item_idx
     published_at: np.ndarray | None = None
     """[n_items] each video's publication time (epoch s), NaN where the source does not say."""
+    no_model: str | None = None
+    """Why no model can be trained on this dataset (no events, too few to split); None when one can."""
 
 
 def _stack(col: pd.Series, dim: int) -> np.ndarray:
@@ -60,6 +62,21 @@ def build_content(
     return ItemContent(visual, visual_mask, caption, caption_mask, comments, comments_mask)
 
 
+def split_or_reason(events: pd.DataFrame, protocol: str, test_fraction: float, seed: int) -> tuple[Split, str | None]:
+    """The split, or an empty one and why no model can be trained tonight (a new service on day one,
+    or too few events to hold any out). The run goes on: features, a popular-only publish, a report
+    that says why."""
+    if events.empty:
+        return Split(protocol, events, events), "no events yet: the source's events table has no valid rows"
+    try:
+        split = make_split(events, protocol, test_fraction, seed=seed)
+    except TooFewEvents as exc:  # a data shortage; a configuration error still raises
+        return Split(protocol, events.iloc[:0], events.iloc[:0]), f"too few events to split ({len(events)}): {exc}"
+    if split.train.empty:
+        return split, f"no training events under {protocol} ({len(events)} events)"
+    return split, None
+
+
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     src = ingest.load(cfg, run_date)
     frames = frame_features.load(cfg, run_date)
@@ -74,7 +91,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         item_idx=src.events["video_id"].map(ipos).astype("int32"),
         user_idx=src.events["user_id"].map(upos).astype("int32"),
     )
-    split = make_split(events, cfg.protocol, cfg.test_fraction, seed=cfg.model.seed)
+    split, no_model = split_or_reason(events, cfg.protocol, cfg.test_fraction, cfg.model.seed)
     published = (
         src.videos.set_index("video_id")["published_at"].reindex(items).to_numpy(np.float64)
         if "published_at" in src.videos
@@ -98,6 +115,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         "items_with_visual": int(content.visual_mask.sum()),
         "items_with_caption": int(content.caption_mask.sum()),
         "items_with_comments": int(content.comments_mask.sum()),
+        **({"no_model": no_model} if no_model else {}),
     }
     write_json(out / "split.json", summary)
     log.info("dataset %s: %s", run_date, summary)
@@ -125,4 +143,5 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
         content=content,
         split=split,
         published_at=published,
+        no_model=meta.get("no_model"),
     )

@@ -262,12 +262,42 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     ds = dataset.load(cfg, run_date)
-    model = train.load_model(cfg, run_date)
-    report = evaluate_model(cfg, run_date, ds, model, with_baselines=True)
+    try:
+        model = train.load_model(cfg, run_date)
+    except train.NoModel as exc:
+        return unevaluated_report(cfg, run_date, None, str(exc))
+    try:
+        report = evaluate_model(cfg, run_date, ds, model, with_baselines=True)
+    except NothingToEvaluate as exc:  # no metrics.json in the model folder: the publish gate lets it out
+        return unevaluated_report(cfg, run_date, model.version, str(exc))
     write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
     write_json(model.path / "metrics.json", report)
     html_path = write_html(cfg, run_date, report)
     print(format_table(report), flush=True)
+    print(f"report: {html_path}", flush=True)
+    return report
+
+
+class NothingToEvaluate(ValueError):
+    """No user has a relevant held-out video: the split leaves nothing to measure."""
+
+
+def unevaluated_report(cfg: PipelineConfig, run_date: str, version: str | None, reason: str) -> dict[str, object]:
+    """The report of a night that trained no model (``version`` None) or one with nothing held out
+    to measure it on: why, and what the dataset held."""
+    split = json.loads((cfg.partition(run_date, "dataset") / "split.json").read_text())
+    report: dict[str, object] = {
+        "run_date": run_date,
+        "model_version": version,
+        ("no_evaluation" if version else "no_model"): reason,
+        "protocol": cfg.protocol,
+        "dataset": split,
+        "users_evaluated": 0,
+        "metrics": {},
+    }
+    write_json(cfg.partition(run_date, "evaluate") / "report.json", report)
+    html_path = write_html(cfg, run_date, report)
+    print(f"{'no evaluation of ' + version if version else 'no model'} for {run_date}: {reason}", flush=True)
     print(f"report: {html_path}", flush=True)
     return report
 
@@ -280,7 +310,10 @@ def evaluate_model(
     users, exclude, relevant = evaluation_targets(split.train, split.test, split.excludes_train_items)
     users, exclude, relevant = drop_unservable(users, exclude, relevant, unservable_items(cfg, run_date, ds))
     if len(users) == 0:
-        raise ValueError("no user has events on both sides of the split: lower test_fraction or add events")
+        raise NothingToEvaluate(
+            "no user has a held-out video they had not watched in training (too few events on both sides "
+            "of the split): lower test_fraction or add events"
+        )
     hist, weight = last_history(
         split.train["user_idx"].to_numpy(),
         split.train["item_idx"].to_numpy(),

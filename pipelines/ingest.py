@@ -55,8 +55,9 @@ def derive_completion(events: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFram
         return events
     duration = pd.to_numeric(videos.set_index("video_id")["duration_s"], errors="coerce")
     duration = duration[duration > 0]
-    watched = pd.to_numeric(events["watch_seconds"], errors="coerce")
-    derived = (watched / events["video_id"].map(duration)).clip(0.0, 1.0)
+    watched = pd.to_numeric(events["watch_seconds"], errors="coerce").astype("float64")
+    # astype: mapping an empty str column keeps the str dtype (day one: no events yet)
+    derived = (watched / events["video_id"].map(duration).astype("float64")).clip(0.0, 1.0)
     given = events["completion"] if "completion" in events else pd.Series(float("nan"), index=events.index)
     return events.assign(completion=given.fillna(derived).astype("float64"))
 

@@ -481,9 +481,66 @@ def publish_model(
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
 
 
+POPULAR_ONLY_PREFIX = "popular-"  # versions published without a model (a trained one replaces them)
+
+
+def newest_items(videos: pd.DataFrame, k: int) -> tuple[list[str], list[float]]:
+    """Day zero's popular list: the newest videos by ``published_at`` (unknown dates last, then by
+    id); score 0 (nothing has been watched)."""
+    order = videos.assign(p=pd.to_numeric(videos.get("published_at"), errors="coerce")).sort_values(
+        ["p", "video_id"], ascending=[False, True], na_position="last", kind="stable"
+    )
+    ids = order["video_id"].head(k).tolist()
+    return ids, [0.0] * len(ids)
+
+
+def publish_without_model(cfg: PipelineConfig, run_date: str, reason: str) -> dict[str, object]:
+    """A night without a model (``train.NoModel``): when nothing is live yet, publish a version with
+    no user lists whose popular and category lists come from the events (or, with none, the newest
+    videos), so every user gets a degraded-but-real answer from day one. A live trained version is
+    kept; a live popular-only one is replaced (its lists are a day older)."""
+    import redis
+
+    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        raw = client.get(keys.live_key(cfg.namespace))
+        if raw and not raw.startswith(POPULAR_ONLY_PREFIX.encode()):  # a trained model stays live
+            return {"version": None, "published": False, "live_version": raw.decode(),
+                    "reason": f"no model tonight ({reason}); the live version stays"}  # fmt: skip
+        source = ingest.load(cfg, run_date)
+        unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
+        playable = source.events[~source.events["video_id"].isin(unplayable)]
+        videos = source.videos[~source.videos["video_id"].isin(unplayable)]
+        end = run_date_end_epoch_s(run_date)
+        if len(playable):
+            popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)
+            by_category = category_popular(playable, videos, end, cfg.popular_window_days, cfg.topk)
+        else:
+            popular = newest_items(videos, cfg.topk)
+            by_category = {
+                str(c): newest_items(group, cfg.topk)
+                for c, group in videos.groupby("category")
+                if c and keys_safe(str(c))
+            }
+        version = f"{POPULAR_ONLY_PREFIX}{run_date.replace('-', '')}"
+        meta = publish_version(
+            client, cfg.namespace, version, TopK([], [], []), popular, cfg.ttl_seconds,
+            by_category=by_category, grace_seconds=cfg.version_grace_seconds,
+        )  # fmt: skip
+    finally:
+        client.close()
+    return {**meta, "published": True, "namespace": cfg.namespace,
+            "reason": f"no model tonight ({reason}): popular-only version"}  # fmt: skip
+
+
 def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
     """The nightly publish step: the run date's model, gated against the live one."""
-    summary = publish_model(cfg, run_date, train.load_model(cfg, run_date), gate=gate and cfg.publish_gate)
+    try:
+        model = train.load_model(cfg, run_date)
+    except train.NoModel as exc:
+        summary = publish_without_model(cfg, run_date, str(exc))
+    else:
+        summary = publish_model(cfg, run_date, model, gate=gate and cfg.publish_gate)
     write_json(cfg.partition(run_date, "publish") / "summary.json", summary)
     log.info("publish %s: %s", run_date, summary)
     return summary

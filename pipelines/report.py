@@ -350,10 +350,36 @@ bottom/top third of evaluated users by training events.</p>
 """
 
 
+def unevaluated_html(report: dict) -> str:  # type: ignore[type-arg]
+    """The page of a run that trained no model, or had nothing held out to measure it on: why, what
+    the data held, what was served instead."""
+    rows = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in report.get("dataset", {}).items())
+    if report.get("no_model"):
+        title, reason = "no model", report["no_model"]
+        then = f"""The run went on without a model: features were computed and the publish step serves
+the popular list (or, with no events at all, the newest videos) to every user. A model is trained on
+the first night with events on both sides of the {_esc(report.get("protocol", ""))} split."""
+    else:
+        title, reason = f"model {_esc(report['model_version'])} not evaluated", report["no_evaluation"]
+        then = """The model was trained and exported; with no metrics to compare, the publish step's
+gate lets it out."""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>vidrec {_esc(report["run_date"])}: {title}</title></head>
+<body><h1>vidrec evaluation {_esc(report["run_date"])}: {title}</h1>
+<p id="reason">{_esc(reason)}</p>
+<p>{then}</p>
+<h2>Dataset</h2><table>{rows}</table></body></html>
+"""
+
+
 def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-untyped-def,type-arg]
     """Render the run's report.html from its report.json, the model folder and the ingest tables."""
     from pipelines import ingest
     from pipelines.config import atomic_write
+
+    if report.get("no_model") or report.get("no_evaluation"):
+        out = cfg.partition(run_date, "evaluate") / "report.html"
+        atomic_write(out, lambda p: p.write_text(unevaluated_html(report), encoding="utf-8"))
+        return out
 
     videos: dict[str, dict] = {}  # type: ignore[type-arg]
     try:

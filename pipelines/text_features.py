@@ -113,8 +113,9 @@ def compute_text_features(
     comment_emb = encoder.encode(top["text"].tolist())
     sums = np.zeros((len(videos), encoder.dim), np.float64)
     counts = np.zeros(len(videos), np.int64)
-    rows = top["video_id"].map(pos).to_numpy()
-    np.add.at(sums, rows, comment_emb * top["weight"].to_numpy()[:, None])
+    # astype: an empty comments table maps to an empty column of the ids' dtype, not int
+    rows = top["video_id"].map(pos).to_numpy().astype(np.int64)
+    np.add.at(sums, rows, comment_emb * top["weight"].to_numpy(np.float64)[:, None])
     np.add.at(counts, rows, 1)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     comments_emb = np.where(norms > 0, sums / np.maximum(norms, 1e-12), 0.0).astype(np.float32)

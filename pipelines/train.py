@@ -163,7 +163,13 @@ def fit_model(cfg: TwoTowerConfig, ds: dataset.Dataset, data: FitData) -> TrainR
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
-    summary = train_and_export(cfg, run_date, dataset.load(cfg, run_date))
+    ds = dataset.load(cfg, run_date)
+    if ds.no_model:  # recorded, not raised: evaluate and publish go on without a model
+        summary: dict[str, object] = {"version": None, "trained": False, "reason": ds.no_model}
+        write_json(cfg.partition(run_date, "train") / "model.json", summary)
+        log.warning("train %s: no model tonight: %s", run_date, ds.no_model)
+        return summary
+    summary = train_and_export(cfg, run_date, ds)
     write_json(cfg.partition(run_date, "train") / "model.json", summary)
     log.info("train %s: %s", run_date, summary)
     return summary
@@ -279,7 +285,14 @@ def load_model(cfg: PipelineConfig, run_date: str) -> ExportedModel:
     pointer = cfg.partition(run_date, "train") / "model.json"
     if not pointer.exists():
         raise FileNotFoundError(f"no trained model for {run_date} at {pointer}; run the train step first")
-    return load_model_version(cfg, json.loads(pointer.read_text())["version"])
+    summary = json.loads(pointer.read_text())
+    if summary.get("version") is None:
+        raise NoModel(summary.get("reason", "the train step recorded no model"))
+    return load_model_version(cfg, summary["version"])
+
+
+class NoModel(RuntimeError):
+    """The run date's train step ran and trained nothing (``str()``: why); not an error of the run."""
 
 
 def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:

@@ -21,15 +21,18 @@ before the first import, since TFRS needs Keras 2 (tf-keras).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recsys.scoring import FRESHNESS_BUCKETS, FRESHNESS_HOURS, ScoreLayout, freshness_adder
+
+log = logging.getLogger(__name__)
 
 FUSIONS = ("concat", "weighted_sum", "attention")
 MODALITIES = ("id", "visual", "caption", "comments")
@@ -656,11 +659,12 @@ def train_two_tower(
     import tensorflow as tf
     import tensorflow_recommenders as tfrs
 
-    if len(examples.item) < cfg.batch_size:
-        raise ValueError(
-            f"{len(examples.item)} training examples is fewer than one batch of {cfg.batch_size}; "
-            "lower batch_size or provide more events"
-        )
+    if len(examples.item) < 2:
+        raise ValueError(f"{len(examples.item)} training example(s): the softmax needs at least 2 per batch")
+    if len(examples.item) < cfg.batch_size:  # a small source (a new service): one batch of all it has
+        log.warning("%d training examples < batch_size %d: batches of %d", len(examples.item), cfg.batch_size,
+                    len(examples.item))  # fmt: skip
+        cfg = replace(cfg, batch_size=len(examples.item))
     tf.keras.utils.set_random_seed(cfg.seed)
     n_items = content.num_items
     counts = np.bincount(examples.item, minlength=n_items).astype(np.float64)

@@ -17,6 +17,10 @@ PROTOCOLS = (GLOBAL_TIME, USER_TIME, LEAVE_LAST_OUT, RANDOM)
 EXCLUDES_TRAIN_ITEMS = {GLOBAL_TIME: True, USER_TIME: True, LEAVE_LAST_OUT: True, RANDOM: False}
 
 
+class TooFewEvents(ValueError):
+    """The events cannot be split into a non-empty training and test side."""
+
+
 @dataclass(frozen=True)
 class Split:
     protocol: str
@@ -45,14 +49,14 @@ def global_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
     events are held out; every test event is later than every training event.
     """
     if events.empty:
-        raise ValueError("cannot split an empty events table")
+        raise TooFewEvents("cannot split an empty events table")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     cutoff = int(np.quantile(events["ts"].to_numpy(), 1.0 - test_fraction, method="higher"))
     train = events[events["ts"] < cutoff].reset_index(drop=True)
     test = events[events["ts"] >= cutoff].reset_index(drop=True)
     if train.empty or test.empty:
-        raise ValueError(f"time split at {cutoff} leaves an empty side; events need distinct timestamps")
+        raise TooFewEvents(f"time split at {cutoff} leaves an empty side; events need distinct timestamps")
     return Split(GLOBAL_TIME, train, test, cutoff)
 
 
@@ -70,7 +74,7 @@ def user_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
     Users with a single event are train-only (nothing left to learn them from otherwise).
     """
     if events.empty:
-        raise ValueError("cannot split an empty events table")
+        raise TooFewEvents("cannot split an empty events table")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     pos, count = _ranked_within_user(events)
@@ -82,7 +86,7 @@ def user_time_split(events: pd.DataFrame, test_fraction: float) -> Split:
 def leave_last_out_split(events: pd.DataFrame) -> Split:
     """Each user's last event (by time) is test; users with one event are train-only."""
     if events.empty:
-        raise ValueError("cannot split an empty events table")
+        raise TooFewEvents("cannot split an empty events table")
     pos, count = _ranked_within_user(events)
     is_test = (pos == count - 1) & (count > 1)
     return Split(LEAVE_LAST_OUT, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))
@@ -91,7 +95,7 @@ def leave_last_out_split(events: pd.DataFrame) -> Split:
 def random_split(events: pd.DataFrame, test_fraction: float, seed: int = 42) -> Split:
     """The TFRS basic-retrieval tutorial's protocol: a random ``test_fraction`` of events is test."""
     if events.empty:
-        raise ValueError("cannot split an empty events table")
+        raise TooFewEvents("cannot split an empty events table")
     rng = np.random.default_rng(seed)
     is_test = rng.random(len(events)) < test_fraction
     return Split(RANDOM, events[~is_test].reset_index(drop=True), events[is_test].reset_index(drop=True))

@@ -86,3 +86,15 @@ def test_completion_derived_from_watch_seconds_where_missing():
     assert out["completion"].iloc[3:].isna().all()
     # no watch_seconds column: the events come back untouched
     assert derive_completion(events.drop(columns="watch_seconds"), videos) is not None
+
+
+def test_header_only_events_table_ingests_to_no_events(tmp_path):
+    """An events.csv with a header and no rows (a new service on day one), read as ingest reads it."""
+    from pipelines.ingest import ingest_tables, read_table
+
+    (tmp_path / "videos.csv").write_text("video_id,title,duration_s\nv1,a clip,30\n")
+    (tmp_path / "events.csv").write_text("user_id,video_id,ts,watch_seconds\n")
+    tables = [read_table(tmp_path, n) for n in ("videos", "comments", "events")]
+    out = ingest_tables(*tables, tmp_path, 2_000_000_000)
+    assert len(out.events) == 0 and out.events["completion"].dtype == np.float64
+    assert out.summary() == {"videos": 1, "comments": 0, "events": 0, "quarantined": 0}

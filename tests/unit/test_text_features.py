@@ -98,3 +98,17 @@ def test_non_utf8_bytes_in_a_csv_do_not_stop_ingest(tmp_path):
     (tmp_path / "comments.csv").write_bytes(b"video_id,text\nv1,caf\xe9 ol\xe9 \xff\xfe\nv2,fine\n")
     df = read_table(tmp_path, "comments")
     assert df["text"].tolist() == ["caf\ufffd ol\ufffd \ufffd\ufffd", "fine"]
+
+
+def test_header_only_comments_table_gives_caption_only_features(tmp_path):
+    """A comments.csv with a header and no rows (day one), read as ingest reads it."""
+    from pipelines.ingest import read_table
+    from recsys.contract import validate_source
+
+    (tmp_path / "comments.csv").write_text("video_id,text\n")
+    videos = pd.DataFrame({"video_id": ["a", "b"], "title": ["cat", "dog"]})
+    events = pd.DataFrame(columns=["user_id", "video_id", "ts"])
+    src = validate_source(videos, read_table(tmp_path, "comments"), events)
+    f = compute_text_features(src.videos, src.comments, BagOfWordsEncoder(), max_comments=20, max_chars=100)
+    assert f["has_caption"].tolist() == [True, True] and f["num_comments"].tolist() == [0, 0]
+    assert not f["has_comments"].any()
