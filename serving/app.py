@@ -26,6 +26,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from serving.breaker import CircuitOpen
 from serving.metrics import Metrics
 from serving.online import OnlineScorers
 from serving.settings import Settings, get_settings
@@ -256,10 +257,13 @@ def build_router(
     k_query = Query(ge=1, le=settings.max_k, description="Number of videos")
 
     def degraded_popular(store: RedisTopKStore, exc: StoreUnavailable) -> tuple[str, list[tuple[str, float]]]:
-        log.warning("redis unavailable, serving the in-process popular copy: %s", exc)
-        metrics.redis_errors.inc()
+        if not isinstance(exc, CircuitOpen):  # open: Redis was not called, nothing new to log
+            log.warning("Redis cannot answer, serving the in-process popular copy: %s", exc)
+            metrics.redis_errors.inc()
         if store.popular_copy is None:
-            raise HTTPException(503, detail="Redis is unreachable and no fallback list is loaded yet") from exc
+            raise HTTPException(
+                503, detail=f"Redis is unreachable or lost its data, and no fallback list is loaded yet: {exc}"
+            ) from exc
         return store.popular_copy
 
     async def live(store: RedisTopKStore) -> str:
@@ -283,8 +287,6 @@ def build_router(
                     source, items = "online", ranked
             if items is None:
                 source, items = "popular", await store.popular(version)
-                if items is None:
-                    raise HTTPException(503, detail=f"live version {version} has no popular list; republish it")
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
             metrics.count_served("popular", degraded=True)
@@ -348,11 +350,13 @@ def build_router(
             items = await (store.category_popular(version, category) if category else store.popular(version))
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
+            metrics.count_served("popular", degraded=True)
             return _json(
                 {"category": None, "model_version": version, "degraded": True, "items": _items(items, k, set())}
             )
         if items is None:
             raise HTTPException(404, detail=f"no popular list for category {category!r} in live version {version}")
+        metrics.count_served("popular", degraded=False)
         return _json(
             {"category": category, "model_version": version, "degraded": False, "items": _items(items, k, set())}
         )
@@ -391,6 +395,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = RedisTopKStore.from_settings(settings)
         app.state.store = store
+        metrics.breaker = store.breaker
         try:  # warm the fallback copy; Redis being down at start is not fatal
             version = await store.live_version()
             if version:
@@ -414,12 +419,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(store: StoreDep) -> dict[str, object]:
-        if not await store.ping():
-            raise HTTPException(503, detail="Redis does not answer")
+        if (why := await store.ping()) is not None:
+            raise HTTPException(503, detail=f"Redis does not answer: {why}")
         try:
             version = await store.live_version()
         except StoreUnavailable as exc:
-            raise HTTPException(503, detail=f"Redis does not answer: {exc}") from exc
+            raise HTTPException(503, detail=str(exc)) from exc
         if version is None:
             raise HTTPException(503, detail="no live model version published")
         return {"status": "ready", "model_version": version}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 # Latency buckets for a cache-hit API: most answers are around a millisecond.
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -25,6 +25,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[str, tuple[list[int], list[float]]] = {}  # route -> (bucket counts, [sum])
         self._served: dict[tuple[str, bool], int] = {}
+        self.breaker = None  # the store's CircuitBreaker, read at scrape time (set when the app starts)
         self.registry.register(self)  # type: ignore[arg-type]  # a collector: collect() below
         self.redis_errors = Counter(
             "vidrec_redis_errors", "Redis calls that failed or timed out", registry=self.registry
@@ -71,6 +72,16 @@ class Metrics:
         for (source, degraded), n in list(self._served.items()):
             served.add_metric([source, str(degraded).lower()], n)
         yield served
+        if (b := self.breaker) is not None:
+            yield CounterMetricFamily(
+                "vidrec_redis_breaker_openings", "Times the Redis circuit breaker opened", value=b.openings
+            )
+            yield CounterMetricFamily(
+                "vidrec_redis_breaker_rejected", "Redis calls not made because the breaker was open", value=b.rejected
+            )
+            state = GaugeMetricFamily("vidrec_redis_breaker_open", "1 while the breaker is open or half-open")
+            state.add_metric([], 0 if b.state == "closed" else 1)
+            yield state
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -33,6 +33,10 @@ class RedisUnavailable(Exception):
     """Redis did not answer in time, refused the connection, or replied with an error."""
 
 
+class RedisReplyError(RedisUnavailable):
+    """Redis answered, with an error reply (the server is up; the command or the data is wrong)."""
+
+
 def pack(args: tuple[Arg, ...] | list[Arg]) -> bytes:
     """One command in RESP2 (array of bulk strings)."""
     out = [b"*%d\r\n" % len(args)]
@@ -247,7 +251,7 @@ class PipelinedRedis:
         replies = await conn.send(b"".join([pack(c) for c in commands]), len(commands))
         for r in replies:
             if isinstance(r, hiredis.ReplyError):
-                raise RedisUnavailable(f"Redis replied with an error: {r}")
+                raise RedisReplyError(f"Redis replied with an error: {r}")
         return replies
 
     async def execute(self, *args: Arg) -> object:

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     redis_max_pending: int = Field(10_000, ge=1)
     """Requests waiting on Redis per process; past it answers degrade at once (memory stays
     bounded while Redis stalls)."""
+    redis_breaker_failures: int = Field(5, ge=1)
+    """Consecutive Redis calls without an answer (timeouts, lost connections) that open the circuit
+    breaker: answers then come from the in-process fallback at once, without calling Redis."""
+    redis_breaker_cooldown_seconds: float = Field(1.0, gt=0)
+    """How long the breaker stays open; then one probe request tries Redis again."""
     live_version_cache_seconds: float = Field(1.0, ge=0)
     """How long the live-version pointer is cached in process (saves a round trip per request)."""
     model_root: str = ""

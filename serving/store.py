@@ -3,6 +3,11 @@
 Every method either answers from Redis or raises ``StoreUnavailable``; the routes turn that into
 a degraded answer from the in-process copy. No TensorFlow, no numpy: one round trip per hit,
 pipelined with other requests' commands on a few connections (``serving.redis_client``).
+
+Every call goes through a circuit breaker (``serving.breaker``): after consecutive timeouts the
+store fails at once for a cool-down, then one probe tries Redis again. Redis that answers but has
+lost the published data (restarted without persistence, failed over to an empty replica) raises
+``DataLost`` naming the version to republish; the routes serve the in-process copy meanwhile.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import logging
 import time
 
 from recsys import keys
-from serving.redis_client import PipelinedRedis, RedisUnavailable
+from serving.breaker import CircuitBreaker
+from serving.redis_client import Arg, PipelinedRedis, RedisUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +25,28 @@ StoreUnavailable = RedisUnavailable
 """Redis did not answer in time (or at all), or answered with an error."""
 
 
+class DataLost(StoreUnavailable):
+    """Redis answers but no longer holds what was published (the live pointer or its lists)."""
+
+    def __init__(self, version: str, what: str) -> None:
+        super().__init__(
+            f"Redis has lost {what} of version {version} (restarted empty or failed over?); "
+            f"republish it: vidrec publish --version {version}"
+        )
+        self.version = version
+
+
 class RedisTopKStore:
-    def __init__(self, client: PipelinedRedis, namespace: str, live_cache_seconds: float) -> None:
+    def __init__(
+        self, client: PipelinedRedis, namespace: str, live_cache_seconds: float, breaker: CircuitBreaker | None = None
+    ) -> None:
         self._client = client
+        self.breaker = breaker or CircuitBreaker()
         self._ns = namespace
         self._live_key = keys.live_key(namespace)
         self._live_cache_seconds = live_cache_seconds
         self._live: tuple[float, str | None] = (0.0, None)
+        self.last_live: str | None = None  # the newest live version this process has seen
         # Last popular list read from Redis: (version, items). Served when Redis is down.
         self.popular_copy: tuple[str, list[tuple[str, float]]] | None = None
 
@@ -37,7 +58,14 @@ class RedisTopKStore:
             timeout=settings.redis_timeout_seconds,
             max_pending=settings.redis_max_pending,
         )
-        return cls(client, settings.namespace, settings.live_version_cache_seconds)
+        breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_cooldown_seconds)
+        return cls(client, settings.namespace, settings.live_version_cache_seconds, breaker)
+
+    async def _execute(self, *args: Arg) -> object:
+        return await self.breaker.call(lambda: self._client.execute(*args))
+
+    async def _execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
+        return await self.breaker.call(lambda: self._client.execute_many(commands))
 
     async def close(self) -> None:
         await self._client.close()
@@ -47,13 +75,16 @@ class RedisTopKStore:
         now = time.monotonic()
         if version is not None and now - fetched_at < self._live_cache_seconds:
             return version
-        raw = await self._client.execute("GET", self._live_key)
+        raw = await self._execute("GET", self._live_key)
         version = raw.decode() if raw else None  # type: ignore[attr-defined]
+        if version is None and self.last_live is not None:
+            raise DataLost(self.last_live, "the live pointer")
         self._live = (now, version)
+        self.last_live = version
         return version
 
     async def _get_list(self, key: str) -> list[tuple[str, float]] | None:
-        raw = await self._client.execute("GET", key)
+        raw = await self._execute("GET", key)
         return keys.decode_items(raw) if raw else None  # type: ignore[arg-type]
 
     async def user_view(
@@ -62,7 +93,7 @@ class RedisTopKStore:
         """(the user's precomputed list or None, videos they watched recently, newest first), in one
         round trip. Of the list, only the first ``needed`` + len(recent watches) items are decoded:
         enough to fill ``needed`` after those watches are filtered out."""
-        raw, hist = await self._client.execute_many(
+        raw, hist = await self._execute_many(
             [
                 ("GET", keys.user_key(self._ns, version, user_id)),
                 ("LRANGE", keys.hist_key(self._ns, user_id), 0, recent - 1),
@@ -92,16 +123,20 @@ class RedisTopKStore:
                 ("EXPIRE", hist, hist_ttl),
                 ("XADD", stream, "MAXLEN", "~", stream_maxlen, "*", *(x for kv in e.items() for x in kv)),
             ]
-        await self._client.execute_many(commands)
+        await self._execute_many(commands)
 
-    async def popular(self, version: str) -> list[tuple[str, float]] | None:
+    async def popular(self, version: str) -> list[tuple[str, float]]:
+        """The version's popular list; ``DataLost`` where Redis no longer has it (every published
+        version has one). The in-process copy is only ever replaced by a list read from Redis."""
         items = await self._get_list(keys.popular_key(self._ns, version))
-        if items is not None:
-            self.popular_copy = (version, items)
+        if items is None:
+            raise DataLost(version, "the popular list")
+        self.popular_copy = (version, items)
         return items
 
-    async def ping(self) -> bool:
+    async def ping(self) -> str | None:
+        """None when Redis answers PING, else why not (the breaker's state included)."""
         try:
-            return await self._client.execute("PING") == b"PONG"
-        except RedisUnavailable:
-            return False
+            return None if await self._execute("PING") == b"PONG" else "Redis answered PING oddly"
+        except RedisUnavailable as exc:
+            return str(exc)
