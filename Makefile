@@ -38,6 +38,7 @@ serve: install
 
 ## Every benchmark (figures next to their references; writes benchmarks/results/*.json).
 bench: install
+	bash scripts/tools.sh wrk redis-benchmark:redis-tools
 	$(BIN)/python -m benchmarks.frame_features
 	$(BIN)/python -m benchmarks.text_features
 	$(BIN)/python -m benchmarks.topk

@@ -72,7 +72,9 @@ STEP_DOCS = {
     "evaluate": "Metrics of the model and the baselines on held-out events; report.json and report.html.",
     "publish": "Top-k per user, similar videos and popular lists to Redis under a new version; flip the "
     "live pointer. Gated: a model worse than the live one on NDCG@10 (same protocol) is not published "
-    "and the task's summary says why.",
+    "and the task's summary says why. When Redis has lost the version this workdir last made live "
+    "(restart without persistence, failover to an empty replica), that version is republished first, "
+    "whatever the gate decides. A night without a model (no events yet) publishes a popular-only version.",
 }
 
 

@@ -4,8 +4,12 @@
 Publish a named model version, or roll back. Trigger by hand:
 
 * `{"version": "20261128-1a2b3c4d"}`: score every active user with that exported model
-  (`<workdir>/models/<version>/`) and the events of `run_date`, write, verify and flip.
-  Not gated unless `gate` is true (publishing by name is a deliberate choice).
+  (`<workdir>/models/<version>/`) and the events of the run that exported it (or of `run_date`
+  when given), write, verify and flip: what `vidrec publish --version V` does, and the way back
+  after Redis lost its data (the same version and events give the same bytes). A popular-only
+  version (`popular-YYYYMMDD`, published on a night without a model) is republished the same way.
+  Not gated unless `gate` is true (publishing by name is a deliberate choice; with `gate` the
+  events are those of `run_date` or the run's logical date).
 * `{"rollback": true}`: point the live pointer back at the newest earlier version whose keys are
   still in Redis. One command; no scoring.
 """
@@ -18,14 +22,14 @@ from airflow.sdk import Param, dag, task
 from pipelines.dag_support import default_args
 
 PARAMS = {
-    "version": Param(None, type=["null", "string"], pattern=r"^[0-9]{8}-[0-9a-f]{8}$", description="Model version to publish"),
+    "version": Param(None, type=["null", "string"], pattern=r"^([0-9]{8}-[0-9a-f]{8}|popular-[0-9]{8})$", description="Model version to publish"),
     "rollback": Param(False, type="boolean", description="Roll back to the previous version instead"),
     "gate": Param(False, type="boolean", description="Refuse a version worse than the live one on NDCG@10"),
     "source": Param("var/demo-source", type="string", description="Data-contract folder the model was trained on"),
     "workdir": Param("var/work", type="string", description="Holds models/<version>/ and the ingest partitions"),
     "run_date": Param(
         None, type=["null", "string"], format="date",
-        description="Whose ingested events to score with (YYYY-MM-DD); default: the run's logical date",
+        description="Whose ingested events to score with (YYYY-MM-DD); default: the version's own run",
     ),  # fmt: skip
     "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
     "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),

@@ -72,6 +72,23 @@ def _step(name: str) -> Callable[[argparse.Namespace], object]:
     return run
 
 
+def cmd_publish(args: argparse.Namespace) -> object:
+    """The publish step; with --version a republish of an exported version, with --rollback a flip back."""
+    from pipelines.dag_support import publish_named
+
+    if args.version or args.rollback:
+        params = {
+            "version": args.version, "rollback": args.rollback, "source": args.source or ".",
+            "workdir": args.workdir, "namespace": args.namespace, "redis_url": args.redis_url,
+            "run_date": args.run_date,
+        }  # fmt: skip
+        return publish_named(params, None)
+    if not args.source:
+        raise SystemExit("vidrec publish: give --source (the run's data source), or --version V to republish")
+    args.run_date = args.run_date or dt.date.today().isoformat()
+    return _step("publish")(args)
+
+
 def cmd_run(args: argparse.Namespace) -> object:
     from pipelines.config import STEPS
     from pipelines.nightly import run_nightly
@@ -264,8 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("publish", "publish top-k lists to Redis and flip the live version"),
     ]:
         p = sub.add_parser(name, help=helptext)
-        _add_common(p)
+        _add_common(p, source_required=name != "publish")
         p.set_defaults(func=_step(name))
+        if name == "publish":
+            p.add_argument(
+                "--version",
+                help="republish this exported version from <workdir>/models/<version> (ungated; e.g. after "
+                "Redis lost its data), scoring the events of the run that exported it unless --run-date is given",
+            )
+            p.add_argument("--rollback", action="store_true", help="point live back at the previous version")
+            p.set_defaults(func=cmd_publish, run_date=None)
 
     p = sub.add_parser("run", help="the whole nightly flow in-process")
     _add_common(p)

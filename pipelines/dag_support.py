@@ -85,10 +85,16 @@ def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
     if params.get("rollback"):
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
         try:
-            return publish.rollback(client, cfg.namespace)
+            out = publish.rollback(client, cfg.namespace)
         finally:
             client.close()
+        publish.record_live(cfg, str(out["to"]), publish.run_date_of_version(str(out["to"])))
+        return out
     if not params.get("version"):
         raise ValueError("give the version to publish (a folder under <workdir>/models), or rollback=true")
-    model = train.load_model_version(cfg, params["version"])
-    return publish.publish_model(cfg, run_date_of(params, logical_date), model, gate=bool(params.get("gate", False)))
+    if params.get("gate"):
+        model = train.load_model_version(cfg, params["version"])
+        return publish.publish_model(cfg, run_date_of(params, logical_date), model, gate=True)
+    # ungated: the same path as `vidrec publish --version V` (recovery after Redis lost its data);
+    # the events are those of the run that exported the version unless run_date is given
+    return publish.republish(cfg, params["version"], params.get("run_date"))

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -477,6 +478,7 @@ def publish_model(
         )
     finally:
         client.close()
+    record_live(cfg, model.version, run_date)
     return {**meta, "published": True, "reason": why, "namespace": cfg.namespace,
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
 
@@ -494,7 +496,60 @@ def newest_items(videos: pd.DataFrame, k: int) -> tuple[list[str], list[float]]:
     return ids, [0.0] * len(ids)
 
 
-def publish_without_model(cfg: PipelineConfig, run_date: str, reason: str) -> dict[str, object]:
+def live_record_path(cfg: PipelineConfig) -> Path:
+    return cfg.workdir / "live" / f"{cfg.namespace}.json"
+
+
+def record_live(cfg: PipelineConfig, version: str, run_date: str) -> None:
+    """Remember, outside Redis, which version this workdir last made live in the namespace (and
+    whose events it scored): what to republish when Redis loses its data."""
+    write_json(live_record_path(cfg), {"version": version, "run_date": run_date, "at": time.time()})
+
+
+def recorded_live(cfg: PipelineConfig) -> dict[str, object] | None:
+    path = live_record_path(cfg)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def run_date_of_version(version: str) -> str:
+    """``20261128-1a2b3c4d`` or ``popular-20261128`` -> ``2026-11-28`` (the run that exported it)."""
+    digits = version.removeprefix(POPULAR_ONLY_PREFIX)[:8]
+    if not (len(digits) == 8 and digits.isdigit()):
+        raise ValueError(f"{version!r} is not a version id (YYYYMMDD-<digest> or {POPULAR_ONLY_PREFIX}YYYYMMDD)")
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
+
+
+def republish(cfg: PipelineConfig, version: str, run_date: str | None = None) -> dict[str, object]:
+    """Publish an exported version again from its model folder (ungated: a deliberate choice), with
+    the events of ``run_date`` (default: the run that exported it; its ingest partition must still
+    be in the workdir). The same version, folder and events give the same bytes in Redis."""
+    run_date = run_date or run_date_of_version(version)
+    if version.startswith(POPULAR_ONLY_PREFIX):
+        return publish_without_model(cfg, run_date, f"republished {version}", replace_live=True)
+    return publish_model(cfg, run_date, train.load_model_version(cfg, version), gate=False)
+
+
+def live_lost(cfg: PipelineConfig) -> str | None:
+    """The version this workdir last made live, when Redis no longer holds it live (its pointer or
+    its metadata is gone: a restart without persistence, a failover to an empty replica)."""
+    import redis
+
+    record = recorded_live(cfg)
+    if record is None:
+        return None
+    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        live = client.get(keys.live_key(cfg.namespace))
+        if live is None or not client.exists(keys.meta_key(cfg.namespace, live.decode())):
+            return str(record["version"])
+        return None
+    finally:
+        client.close()
+
+
+def publish_without_model(
+    cfg: PipelineConfig, run_date: str, reason: str, replace_live: bool = False
+) -> dict[str, object]:
     """A night without a model (``train.NoModel``): when nothing is live yet, publish a version with
     no user lists whose popular and category lists come from the events (or, with none, the newest
     videos), so every user gets a degraded-but-real answer from day one. A live trained version is
@@ -504,7 +559,7 @@ def publish_without_model(cfg: PipelineConfig, run_date: str, reason: str) -> di
     client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         raw = client.get(keys.live_key(cfg.namespace))
-        if raw and not raw.startswith(POPULAR_ONLY_PREFIX.encode()):  # a trained model stays live
+        if raw and not replace_live and not raw.startswith(POPULAR_ONLY_PREFIX.encode()):  # a model stays live
             return {"version": None, "published": False, "live_version": raw.decode(),
                     "reason": f"no model tonight ({reason}); the live version stays"}  # fmt: skip
         source = ingest.load(cfg, run_date)
@@ -529,18 +584,34 @@ def publish_without_model(cfg: PipelineConfig, run_date: str, reason: str) -> di
         )  # fmt: skip
     finally:
         client.close()
+    record_live(cfg, version, run_date)
     return {**meta, "published": True, "namespace": cfg.namespace,
             "reason": f"no model tonight ({reason}): popular-only version"}  # fmt: skip
 
 
 def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
     """The nightly publish step: the run date's model, gated against the live one."""
+    restored: dict[str, object] | None = None
+    if (lost := live_lost(cfg)) is not None:
+        # First bring back what was live (the gate below compares against it and may hold the new
+        # model back; without this, Redis would stay empty until a model passes the gate).
+        log.warning("Redis lost live version %s of %s: republishing it", lost, cfg.namespace)
+        try:
+            restored = republish(cfg, lost)
+        except (FileNotFoundError, ValueError, PublishError) as exc:  # e.g. its partition was cleaned up
+            log.error("cannot republish %s (%s); publishing tonight's version ungated by it", lost, exc)
+            restored = {"version": lost, "published": False, "error": str(exc)}
     try:
         model = train.load_model(cfg, run_date)
     except train.NoModel as exc:
         summary = publish_without_model(cfg, run_date, str(exc))
     else:
         summary = publish_model(cfg, run_date, model, gate=gate and cfg.publish_gate)
+    if restored is not None:
+        summary = {
+            **summary,
+            "restored_live": {k: restored[k] for k in ("version", "keys", "published", "error") if k in restored},
+        }
     write_json(cfg.partition(run_date, "publish") / "summary.json", summary)
     log.info("publish %s: %s", run_date, summary)
     return summary

@@ -9,6 +9,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__UNIT_TEST_MODE="${AIRFLOW__CORE__UNIT_TEST_MODE:-False}"
 export TF_USE_LEGACY_KERAS=1 HF_HUB_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+# `airflow standalone` starts its parts (scheduler, dag-processor, api-server, triggerer) as
+# `airflow ...` found on PATH: the venv's bin must be on it.
+export PATH="$root/.venv/bin:$PATH"
 airflow="$root/.venv/bin/airflow"
 mkdir -p "$AIRFLOW_HOME"
 if [ ! -f "$AIRFLOW_HOME/.migrated" ]; then

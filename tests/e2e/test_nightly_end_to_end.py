@@ -238,3 +238,56 @@ def test_new_users_are_answered_from_their_first_watch(pipeline_run):
     assert set(cohort) == {"two_tower", "popularity", "item_knn", "content_only", "als"}
     assert cohort["two_tower"]["users"] == 5 and 0.0 <= cohort["two_tower"]["ndcg@10"] <= 1.0
     assert cohort["als"] == cohort["popularity"]  # ALS has no vector for them: it serves popularity
+
+
+def test_redis_lost_its_data_republish_from_the_model_folder(pipeline_run, redis_client, namespace):
+    """`vidrec publish --version V` brings a version back byte for byte; the nightly publish step
+    restores the lost live version first, even when the gate then holds tonight's model back."""
+    import shutil
+    from dataclasses import replace
+
+    from pipelines import publish
+    from pipelines.cli import main
+    from recsys import keys
+
+    cfg, summaries = pipeline_run
+    version = summaries["train"]["version"]
+    cfg2 = replace(cfg, namespace=namespace)  # a namespace of this test's own, on the run's workdir
+    argv = ["publish", "--version", version, "--workdir", str(cfg.workdir), "--namespace", namespace,
+            "--redis-url", cfg.redis_url]  # fmt: skip
+    assert main(argv) == 0
+    user = json.loads((cfg.model_dir(version) / "users.json").read_text())[0]
+    snapshot = {
+        k: redis_client.get(k) for k in (keys.user_key(namespace, version, user), keys.popular_key(namespace, version))
+    }
+    assert all(snapshot.values()) and redis_client.get(keys.live_key(namespace)).decode() == version
+
+    def lose_everything() -> None:
+        redis_client.delete(*redis_client.keys(f"vidrec:{namespace}:*"))
+
+    lose_everything()
+    assert publish.live_lost(cfg2) == version
+    assert main(argv) == 0
+    assert {k: redis_client.get(k) for k in snapshot} == snapshot  # the same bytes
+    assert publish.live_lost(cfg2) is None
+
+    # Tonight's model (a copy of the version, its metrics made worse) on another run date.
+    worse, date2 = "20261129-badbad00", "2026-11-29"
+    shutil.copytree(cfg.model_dir(version), cfg.model_dir(worse))
+    metrics = json.loads((cfg.model_dir(worse) / "metrics.json").read_text())
+    metrics["metrics"]["two_tower"]["ndcg@10"] -= 0.5
+    (cfg.model_dir(worse) / "metrics.json").write_text(json.dumps(metrics))
+    for step in ("ingest", "frame_features"):
+        shutil.copytree(cfg.partition(RUN_DATE, step), cfg.partition(date2, step))
+    cfg.partition(date2, "train").mkdir(parents=True)
+    (cfg.partition(date2, "train") / "model.json").write_text(json.dumps({"version": worse}))
+    try:
+        lose_everything()
+        out = publish.run(cfg2, date2)
+        assert out["restored_live"] == {"version": version, "keys": out["restored_live"]["keys"], "published": True}
+        assert not out["published"] and "below the live model" in out["reason"]
+        assert redis_client.get(keys.live_key(namespace)).decode() == version
+        assert {k: redis_client.get(k) for k in snapshot} == snapshot
+    finally:
+        shutil.rmtree(cfg.model_dir(worse))
+        shutil.rmtree(cfg.workdir / "runs" / date2)
