@@ -20,3 +20,17 @@ def test_model_version_names_what_the_model_was_trained_on(tmp_path):
     ]
     assert len({c.model_version("2026-11-28") for c in different} | {version}) == len(different) + 1
     assert replace(cfg, workdir=tmp_path / "elsewhere").model_version("2026-11-28") == version
+
+
+def test_atomic_write_gives_files_the_usual_mode(tmp_path):
+    """mkstemp makes 0600 files; what the pipeline writes gets the mode a plain open() gives."""
+    import os
+
+    from pipelines.config import atomic_write
+
+    umask = os.umask(0)
+    os.umask(umask)
+    atomic_write(tmp_path / "a.json", lambda p: p.write_text("{}"))
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "a.json").stat().st_mode == (tmp_path / "plain.json").stat().st_mode
