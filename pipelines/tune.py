@@ -115,6 +115,16 @@ moved validation NDCG@10 most on the development sets (the demo preferred no vid
 sparse MovieTweetings frequency-tied id dropout; temperature moved every set)."""
 
 
+def choose_trial(rows: list[dict[str, object]]) -> dict[str, object]:
+    """The trial to keep: the defaults (the first row), unless another setting beats them beyond
+    validation noise (the lower end of its paired bootstrap interval against the defaults, per
+    validation user, above zero); among those, the best validation NDCG@10. A small validation set
+    otherwise hands the choice to noise (on the demo's per-user split a learning rate "won" by
+    0.016 and lost 0.10 of cold-video NDCG on test)."""
+    eligible = [rows[0]] + [r for r in rows[1:] if r.get("vs_defaults", {}).get("lo", 0.0) > 0.0]  # type: ignore[union-attr]
+    return max(eligible, key=lambda r: r["val_ndcg@10"])  # type: ignore[arg-type,return-value]
+
+
 def auto_tune(
     base: TwoTowerConfig, ds: dataset.Dataset, data: train.FitData, budget_seconds: float
 ) -> tuple[TwoTowerConfig, train.TrainResult, dict[str, object]]:
@@ -124,9 +134,12 @@ def auto_tune(
     (for the caller to refit) and the record of every trial."""
     import time
 
+    from recsys.metrics import paired_bootstrap
+
     t0 = time.perf_counter()
     rows: list[dict[str, object]] = []
-    best: tuple[float, TwoTowerConfig, train.TrainResult] | None = None
+    fitted: list[tuple[TwoTowerConfig, train.TrainResult]] = []
+    defaults_per_user = None
     for setting in AUTO_CANDIDATES:
         spent = time.perf_counter() - t0
         if rows and spent + spent / len(rows) > budget_seconds:
@@ -140,24 +153,30 @@ def auto_tune(
         t1 = time.perf_counter()
         result = train.fit_model(model_cfg, ds, data)
         score = max(result.history.get("val_ndcg@10") or [float("-inf")])
-        rows.append(
-            {
-                "setting": {k: list(v) if isinstance(v, tuple) else v for k, v in setting.items()},
-                "val_ndcg@10": score,
-                "best_epoch": (result.history.get("best_epoch") or [None])[0],
-                "seconds": round(time.perf_counter() - t1, 1),
-            }
-        )
+        row: dict[str, object] = {
+            "setting": {k: list(v) if isinstance(v, tuple) else v for k, v in setting.items()},
+            "val_ndcg@10": score,
+            "best_epoch": (result.history.get("best_epoch") or [None])[0],
+            "seconds": round(time.perf_counter() - t1, 1),
+        }
+        if data.validation is not None and len(data.validation.user):
+            per_user = data.validation.per_user_ndcg(result)  # the best epoch's weights
+            if defaults_per_user is None:
+                defaults_per_user = per_user
+            else:
+                paired = paired_bootstrap(per_user, defaults_per_user)
+                row["vs_defaults"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
+        rows.append(row)
+        fitted.append((model_cfg, result))
         log.info("auto-tune %s: validation ndcg@10 %.4f", setting or "defaults", score)
-        if best is None or score > best[0]:
-            best = (score, model_cfg, result)
-    assert best is not None
-    chosen = next(r["setting"] for r in rows if r["val_ndcg@10"] == best[0])
+    chosen_row = choose_trial(rows)
+    model_cfg, result = fitted[rows.index(chosen_row)]
     return (
-        best[1],
-        best[2],
+        model_cfg,
+        result,
         {
-            "chosen": chosen,
+            "chosen": chosen_row["setting"],
+            "rule": "the defaults unless a setting's paired 95% interval against them on validation users is above 0",
             "trials": rows,
             "seconds": round(time.perf_counter() - t0, 1),
             "budget_seconds": budget_seconds,

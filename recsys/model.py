@@ -577,6 +577,13 @@ class ValidationSet:
         ranked = model.rank(self.history, self.user, self.weight, self.exclude, k, self.now)
         return evaluate_rankings(ranked, self.relevant, k)[f"ndcg@{k}"]
 
+    def per_user_ndcg(self, model: TrainedModel, k: int = 10) -> np.ndarray:
+        """[n] each validation user's NDCG@k (what ``ndcg`` averages), for paired comparisons."""
+        from recsys.metrics import per_user_ndcg
+
+        ranked = model.rank(self.history, self.user, self.weight, self.exclude, k, self.now)
+        return per_user_ndcg(ranked, self.relevant, k)
+
 
 @dataclass
 class TrainedModel:

@@ -114,3 +114,15 @@ def test_results_page_renders_reports(tmp_path):
     assert "## Demo source" not in page
     with pytest.raises(ValueError, match="unknown experiment"):
         results.results(var, tmp_path / "x.md", ["nope"], render_only=True)
+
+
+def test_a_setting_replaces_the_defaults_only_beyond_validation_noise():
+    from pipelines.tune import choose_trial
+
+    defaults = {"setting": {}, "val_ndcg@10": 0.30}
+    noisy = {"setting": {"learning_rate": 0.001}, "val_ndcg@10": 0.32, "vs_defaults": {"lo": -0.004, "hi": 0.05}}
+    clear = {"setting": {"temperature": 0.2}, "val_ndcg@10": 0.31, "vs_defaults": {"lo": 0.002, "hi": 0.02}}
+    worse = {"setting": {"temperature": 0.05}, "val_ndcg@10": 0.20, "vs_defaults": {"lo": -0.2, "hi": -0.05}}
+    assert choose_trial([defaults, noisy]) is defaults
+    assert choose_trial([defaults, noisy, clear, worse]) is clear
+    assert choose_trial([defaults]) is defaults
