@@ -77,13 +77,12 @@ def validate(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
 
 def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
     """Publish ``params['version']`` (a folder under <workdir>/models), or roll back when asked."""
-    import redis
 
     from pipelines import publish, train
 
     cfg = config_from_params(params)
     if params.get("rollback"):
-        client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        client = publish.connect(cfg)
         try:
             out = publish.rollback(client, cfg.namespace)
         finally:

@@ -439,10 +439,8 @@ def publish_model(
     cfg: PipelineConfig, run_date: str, model: train.ExportedModel, gate: bool = True
 ) -> dict[str, object]:
     """Score and publish one exported model with the run date's events; gated on its metrics."""
-    import redis
-
     t0 = time.perf_counter()
-    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = connect(cfg)
     try:
         live, live_report = _live_report(cfg, client)
         new_report = (
@@ -481,6 +479,13 @@ def publish_model(
     record_live(cfg, model.version, run_date)
     return {**meta, "published": True, "reason": why, "namespace": cfg.namespace,
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def connect(cfg: PipelineConfig):  # type: ignore[no-untyped-def]
+    """The offline side's Redis client (redis-py; bounded connect and read timeouts)."""
+    import redis
+
+    return redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
 
 
 POPULAR_ONLY_PREFIX = "popular-"  # versions published without a model (a trained one replaces them)
@@ -532,12 +537,11 @@ def republish(cfg: PipelineConfig, version: str, run_date: str | None = None) ->
 def live_lost(cfg: PipelineConfig) -> str | None:
     """The version this workdir last made live, when Redis no longer holds it live (its pointer or
     its metadata is gone: a restart without persistence, a failover to an empty replica)."""
-    import redis
 
     record = recorded_live(cfg)
     if record is None:
         return None
-    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = connect(cfg)
     try:
         live = client.get(keys.live_key(cfg.namespace))
         if live is None or not client.exists(keys.meta_key(cfg.namespace, live.decode())):
@@ -554,9 +558,8 @@ def publish_without_model(
     no user lists whose popular and category lists come from the events (or, with none, the newest
     videos), so every user gets a degraded-but-real answer from day one. A live trained version is
     kept; a live popular-only one is replaced (its lists are a day older)."""
-    import redis
 
-    client = redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = connect(cfg)
     try:
         raw = client.get(keys.live_key(cfg.namespace))
         if raw and not replace_live and not raw.startswith(POPULAR_ONLY_PREFIX.encode()):  # a model stays live
