@@ -324,6 +324,8 @@ def build_router(
         try:
             version = await live(store)
             items = await store.similar(version, video_id)
+            if items is None:  # not in the version, or Redis lost the version's lists (DataLost)
+                await store.popular(version)
         except StoreUnavailable as exc:
             version, items = degraded_popular(store, exc)
             metrics.count_served("popular", degraded=True)

@@ -155,6 +155,8 @@ def test_redis_restarted_empty_serves_the_in_process_copy_until_republished(priv
         assert ready.status_code == 503
         assert "vidrec publish --version v1" in ready.json()["detail"], ready.text
         assert c.get("/v1/popular").json()["degraded"]
+        similar = c.get("/v1/videos/p1/similar")  # its list is gone too: degraded, not a 404
+        assert similar.status_code == 200 and similar.json()["degraded"], similar.text
         events = c.post("/v1/events", json={"events": [{"user_id": "u1", "video_id": "x"}]})
         assert events.status_code == 202  # Redis answers: events are stored again
 
