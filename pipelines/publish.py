@@ -34,11 +34,11 @@ import pandas as pd
 from pipelines import frame_features, ingest, train
 from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
 from recsys import keys
+from recsys.keys import pack
 from recsys.metrics import topk_with_exclusions
 from recsys.model import last_history
 from recsys.packed import VocabBytes, concat_bytes, encode_row_blocks
 from recsys.prefetch import prefetched
-from serving.redis_client import pack
 
 log = logging.getLogger(__name__)
 

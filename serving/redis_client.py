@@ -26,7 +26,9 @@ from urllib.parse import unquote, urlparse
 
 import hiredis
 
-Arg = bytes | str | int
+from recsys.keys import Arg, pack  # the RESP packer both sides use (publish builds its batches with it)
+
+__all__ = ["Arg", "PipelinedRedis", "RedisReplyError", "RedisUnavailable", "pack", "parse_url"]
 
 
 class RedisUnavailable(Exception):
@@ -35,16 +37,6 @@ class RedisUnavailable(Exception):
 
 class RedisReplyError(RedisUnavailable):
     """Redis answered, with an error reply (the server is up; the command or the data is wrong)."""
-
-
-def pack(args: tuple[Arg, ...] | list[Arg]) -> bytes:
-    """One command in RESP2 (array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if a.__class__ is not bytes:
-            a = (a if a.__class__ is str else str(a)).encode()  # type: ignore[union-attr]
-        out.append(b"$%d\r\n%b\r\n" % (len(a), a))  # type: ignore[arg-type]
-    return b"".join(out)
 
 
 class _Waiter:
