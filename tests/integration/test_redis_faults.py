@@ -83,6 +83,13 @@ def publish(port: int, version: str) -> None:
     client.close()
 
 
+def api_settings(server: PrivateRedis, **fault_settings: float) -> Settings:
+    """The API's settings against the private server, the live pointer read on every request."""
+    return Settings(
+        redis_url=f"redis://127.0.0.1:{server.port}/0", namespace=NS, live_version_cache_seconds=0, **fault_settings
+    )
+
+
 def metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -92,13 +99,8 @@ def metric(text: str, name: str) -> float:
 
 def test_stall_opens_the_breaker_and_a_probe_notices_recovery(private_redis):
     publish(private_redis.port, "v1")
-    settings = Settings(
-        redis_url=f"redis://127.0.0.1:{private_redis.port}/0",
-        namespace=NS,
-        redis_timeout_seconds=0.1,
-        redis_breaker_failures=3,
-        redis_breaker_cooldown_seconds=0.5,
-        live_version_cache_seconds=0,
+    settings = api_settings(
+        private_redis, redis_timeout_seconds=0.1, redis_breaker_failures=3, redis_breaker_cooldown_seconds=0.5
     )
     with ServerThread(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         assert c.get("/v1/users/u1/recommendations").json()["source"] == "cache"
@@ -132,13 +134,7 @@ def test_stall_opens_the_breaker_and_a_probe_notices_recovery(private_redis):
 
 def test_redis_restarted_empty_serves_the_in_process_copy_until_republished(private_redis):
     publish(private_redis.port, "v1")
-    settings = Settings(
-        redis_url=f"redis://127.0.0.1:{private_redis.port}/0",
-        namespace=NS,
-        redis_timeout_seconds=0.2,
-        redis_breaker_cooldown_seconds=0.2,
-        live_version_cache_seconds=0,
-    )
+    settings = api_settings(private_redis, redis_timeout_seconds=0.2, redis_breaker_cooldown_seconds=0.2)
     with ServerThread(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=10) as c:
         assert c.get("/v1/users/u1/recommendations").json()["source"] == "cache"
         private_redis.kill()
