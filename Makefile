@@ -52,8 +52,8 @@ results: install
 	$(BIN)/vidrec results --out docs/results.md --var var/results
 
 lint: install
-	$(BIN)/ruff format --check recsys pipelines serving dags tests benchmarks
-	$(BIN)/ruff check recsys pipelines serving dags tests benchmarks
+	$(BIN)/ruff format --check recsys cache pipelines serving dags tests benchmarks
+	$(BIN)/ruff check recsys cache pipelines serving dags tests benchmarks
 
 clean:
 	rm -rf var .pytest_cache

@@ -11,7 +11,7 @@ import subprocess
 import httpx
 import redis
 
-from pipelines.publish import unlink_matching
+from cache.writer import unlink_matching
 
 RAW_PREFIX = "vidrec:bench-raw:"
 

@@ -29,11 +29,13 @@ import redis
 from benchmarks._gemm import fastest_blocked_gemm
 from benchmarks._redis import cleanup, raw_set
 from benchmarks._report import report
-from pipelines.publish import TopKMatrix, publish_version, unlink_matching
+from cache.client import DEFAULT_REDIS_URL
+from cache.packed import VocabBytes
+from cache.packed import warm_up as warm_up_cache
+from cache.writer import TopKMatrix, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
 from recsys.kernels import warm_up
 from recsys.metrics import topk_with_exclusions
-from recsys.packed import VocabBytes
 
 NS = "bench-publish"
 
@@ -61,6 +63,7 @@ def main() -> None:
     # top-k first: ru_maxrss is the process's peak, so the GEMM reference (blocks of up to 2048
     # rows of full scores) must not run before it or it would hide the growth top-k causes.
     warm_up()  # compiled kernels: not timed
+    warm_up_cache()
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     idx, scores = topk_with_exclusions(users, items, args.k, exclude)
@@ -75,7 +78,7 @@ def main() -> None:
     topk = TopKMatrix([f"u{i}" for i in range(args.users)], VocabBytes(item_ids), idx, scores)
     t_vocab = time.perf_counter() - t0
 
-    redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = os.environ.get("VIDREC_REDIS_URL", DEFAULT_REDIS_URL)
     ensure_redis(redis_url, Path("var/state"))
     client = redis.Redis.from_url(redis_url, socket_timeout=60)
     unlink_matching(client, f"vidrec:{NS}:*", 5000)

@@ -34,9 +34,10 @@ import redis
 
 from benchmarks._redis import cleanup, raw_get, raw_set
 from benchmarks._report import report
-from pipelines.publish import TopK, publish_version, unlink_matching
+from cache import keys
+from cache.client import DEFAULT_REDIS_URL
+from cache.writer import TopK, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
-from recsys import keys
 
 NS = "bench"
 
@@ -122,7 +123,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"benchmarks.serving needs `{tool}` on PATH (Debian: apt install wrk redis-tools)")
 
-    redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = os.environ.get("VIDREC_REDIS_URL", DEFAULT_REDIS_URL)
     ensure_redis(redis_url, Path("var/state"))
     client = redis.Redis.from_url(redis_url)
     payload = publish(client, args.users)

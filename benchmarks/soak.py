@@ -36,7 +36,8 @@ import redis
 
 from benchmarks._report import report
 from benchmarks.serving import SERVERS, free_port
-from pipelines.publish import TopK, publish_version, unlink_matching
+from cache.client import DEFAULT_REDIS_URL
+from cache.writer import TopK, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
 
 NS = "soak"
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--publish-every", type=float, default=60.0, help="seconds between publishes")
     args = ap.parse_args()
 
-    redis_url = os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = os.environ.get("VIDREC_REDIS_URL", DEFAULT_REDIS_URL)
     ensure_redis(redis_url, Path("var/state"))
     client = redis.Redis.from_url(redis_url)
     publish(client, args.users, 0)

@@ -16,38 +16,21 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from pipelines.dag_support import default_args
+from pipelines.options import airflow_params
 
 # Data-aware scheduling: the features and the model are assets other DAGs can be scheduled on.
 FEATURES = Asset("vidrec://features", extra={"what": "frame and text embeddings of the catalogue"})
 MODEL = Asset("vidrec://model", extra={"what": "an exported two-tower version under <workdir>/models"})
 
 PARAMS = {
-    "source": Param("var/demo-source", type="string", description="Data-contract folder (videos, comments, events)"),
-    "workdir": Param("var/work", type="string", description="Where partitions, caches and model versions go"),
-    "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
-    "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),
+    **airflow_params(["source", "workdir", "namespace", "redis_url"]),
     "run_date": Param(
         None,
         type=["null", "string"],
         description="YYYY-MM-DD; defaults to the run's logical date. Needed for a manual run without one.",
     ),
-    "tune_seconds": Param(
-        150,
-        type="number",
-        minimum=0,
-        maximum=86400,
-        description="Seconds to choose model settings on validation before training (0: train as given)",
-    ),
-    "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Two-tower training epochs"),
-    "frame_shards": Param(2, type="integer", minimum=1, maximum=256, description="Mapped frame_features shards"),
-    "protocol": Param(
-        "global_time",
-        enum=["global_time", "user_time", "leave_last_out", "random"],
-        description="Evaluation split shared by dataset, train and evaluate",
-    ),
-    "fusion": Param("concat", enum=["concat", "weighted_sum", "attention"], description="Item-tower fusion"),
-    "user_pooling": Param("mean", enum=["mean", "attention"], description="User-tower history pooling"),
-    "publish_gate": Param(True, type="boolean", description="Hold back a model worse than the live one on NDCG@10"),
+    # Defaults from the config dataclasses (pipelines.options), as `vidrec run` uses them.
+    **airflow_params(["tune_seconds", "epochs", "frame_shards", "protocol", "fusion", "user_pooling", "publish_gate"]),
 }
 
 

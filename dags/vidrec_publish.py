@@ -20,19 +20,18 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from pipelines.dag_support import default_args
+from pipelines.options import airflow_params
 
 PARAMS = {
     "version": Param(None, type=["null", "string"], pattern=r"^([0-9]{8}-[0-9a-f]{8}|popular-[0-9]{8})$", description="Model version to publish"),
     "rollback": Param(False, type="boolean", description="Roll back to the previous version instead"),
     "gate": Param(False, type="boolean", description="Refuse a version worse than the live one on NDCG@10"),
-    "source": Param("var/demo-source", type="string", description="Data-contract folder the model was trained on"),
-    "workdir": Param("var/work", type="string", description="Holds models/<version>/ and the ingest partitions"),
+    **airflow_params(["source", "workdir"]),
     "run_date": Param(
         None, type=["null", "string"], format="date",
         description="Whose ingested events to score with (YYYY-MM-DD); default: the version's own run",
     ),  # fmt: skip
-    "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
-    "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),
+    **airflow_params(["namespace", "redis_url"]),
 }  # fmt: skip
 
 

@@ -19,34 +19,37 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from pipelines.dag_support import default_args
+from pipelines.options import airflow_params
 
 MODEL = Asset("vidrec://model")
 
 PARAMS = {
-    "source": Param("var/demo-source", type="string", description="Data-contract folder (videos, comments, events)"),
-    "workdir": Param("var/work", type="string", description="Where partitions, caches and model versions go"),
+    **airflow_params(["source", "workdir"]),
     "run_date": Param(
-        None, type=["null", "string"], format="date",
+        None,
+        type=["null", "string"],
+        format="date",
         description="YYYY-MM-DD the outputs are keyed by (and events are cut at); default: the run's logical date",
     ),  # fmt: skip
-    "protocol": Param(
-        "global_time", enum=["global_time", "user_time", "leave_last_out", "random"],
-        description="Evaluation split: global time, per-user time (last 20%), leave-last-out, or random 80/20",
+    # Defaults from the config dataclasses (pipelines.options), as `vidrec run` uses them.
+    **airflow_params(
+        [
+            "protocol",
+            "fusion",
+            "user_pooling",
+            "embedding_dim",
+            "max_history",
+            "tune_seconds",
+            "epochs",
+            "learning_rate",
+            "temperature",
+            "completion_weighting",
+        ]
     ),  # fmt: skip
-    "fusion": Param("concat", enum=["concat", "weighted_sum", "attention"], description="How the item tower fuses modalities"),
-    "user_pooling": Param("mean", enum=["mean", "attention"], description="How the user tower pools its history"),
-    "embedding_dim": Param(64, type="integer", minimum=8, maximum=512, description="Output width of both towers"),
-    "max_history": Param(20, type="integer", minimum=1, maximum=200, description="Watched videos the user tower reads"),
-    "tune_seconds": Param(150, type="number", minimum=0, maximum=86400, description="Seconds to choose model settings on validation before training (0: train as given)"),
-    "epochs": Param(10, type="integer", minimum=1, maximum=200, description="Most training epochs (early stopping may end sooner)"),
-    "learning_rate": Param(0.003, type="number", exclusiveMinimum=0, maximum=1, description="Adam learning rate"),
-    "temperature": Param(0.1, type="number", exclusiveMinimum=0, maximum=10, description="Softmax temperature of the retrieval loss"),
-    "completion_weighting": Param(False, type="boolean", description="Weight history watches by completion"),
     "publish": Param(False, type="boolean", description="Publish the model to Redis after evaluation (gated)"),
-    "namespace": Param("demo", type="string", pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Redis key namespace"),
-    "redis_url": Param("redis://127.0.0.1:6379/0", type="string", description="Redis to publish to"),
-    "frame_shards": Param(1, type="integer", minimum=1, maximum=256, description="frame_features shards (run in one task here)"),
-}  # fmt: skip
+    **airflow_params(["namespace", "redis_url"]),
+    **airflow_params(["frame_shards"], frame_shards=1),  # the shards run in one task here
+}
 
 
 def _step(step: str, doc: str, outlets: list | None = None):  # type: ignore[no-untyped-def,type-arg]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from pipelines import dataset, evaluate, train
+from pipelines import artifacts, dataset, evaluate, train
 from pipelines.config import PipelineConfig, write_json
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def run_ablation(cfg: PipelineConfig, run_date: str, fusions: tuple[str, ...] = 
             # each variant is trained with the settings given (no tuning per variant)
             variant = replace(cfg, tune_seconds=0.0, model=replace(cfg.model, fusion=fusion, modalities=modalities))
             summary = train.train_and_export(variant, run_date, ds)
-            model = train.load_model_version(variant, str(summary["version"]))
+            model = artifacts.load_model_version(variant, str(summary["version"]))
             report = evaluate.evaluate_model(variant, run_date, ds, model, with_baselines=False)
             m = report["metrics"]["two_tower"]
             cold = report["cohorts"].get("cold_videos", {}).get("two_tower", {})

@@ -14,46 +14,16 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-DEFAULT_WORKDIR = Path(os.environ.get("VIDREC_WORKDIR", "var/work"))
 DEFAULT_STATE = Path(os.environ.get("VIDREC_STATE_DIR", "var/state"))
 
 
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from pipelines.config import PipelineConfig
-    from recsys.frames import SamplingConfig
-    from recsys.model import TwoTowerConfig
-
-    model = TwoTowerConfig(
-        fusion=args.fusion,
-        modalities=tuple(args.modalities.split(",")),
-        user_pooling=args.user_pooling,
-        completion_weighting=args.completion_weighting,
-    )
-    overrides = {
-        name: getattr(args, name)
-        for name in ("epochs", "early_stopping_patience", "temperature", "learning_rate", "max_history")
-        if getattr(args, name, None) is not None
-    }
+    from pipelines.options import build_config
     from pipelines.tune import parse_settings
 
-    model = replace(model, **overrides, **parse_settings(getattr(args, "set", None) or []))
-    return PipelineConfig(
-        source=Path(args.source),
-        workdir=Path(args.workdir),
-        namespace=args.namespace,
-        redis_url=args.redis_url,
-        image_encoder=args.image_encoder,
-        image_runtime=args.image_runtime,
-        text_encoder=args.text_encoder,
-        frame_shards=args.frame_shards,
-        protocol=args.protocol,
-        sampling=SamplingConfig(strategy=args.sampling, num_frames=args.frames, frames_per_second=args.fps),
-        model=model,
-        **({"tune_seconds": args.tune_seconds} if getattr(args, "tune_seconds", None) is not None else {}),
-    )
+    return build_config(vars(args), parse_settings(getattr(args, "set", None) or []))
 
 
 def _step(name: str) -> Callable[[argparse.Namespace], object]:
@@ -101,7 +71,7 @@ def cmd_results(args: argparse.Namespace) -> object:
     from pipelines.results import results
 
     only = [n for n in args.only.split(",") if n]
-    return {"written": str(results(Path(args.var), Path(args.out), only, args.render_only))}
+    return {"written": str(results(Path(args.var), Path(args.out), main, only, args.render_only))}
 
 
 def cmd_demo_data(args: argparse.Namespace) -> object:
@@ -201,52 +171,27 @@ def cmd_show(args: argparse.Namespace) -> object:
     return None
 
 
+STEP_OPTIONS = (
+    "source", "workdir", "namespace", "redis_url", "image_encoder", "image_runtime", "text_encoder", "strategy",
+    "num_frames", "frames_per_second", "frame_shards", "fusion", "modalities", "user_pooling",
+    "completion_weighting", "early_stopping_patience", "epochs", "temperature", "learning_rate", "max_history",
+    "tune_seconds", "protocol",
+)  # fmt: skip
+
+
 def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> None:
-    p.add_argument("--source", required=source_required, help="data-contract folder (videos, comments, events)")
-    p.add_argument("--workdir", default=str(DEFAULT_WORKDIR), help="where partitions and models go")
+    from pipelines.options import add_cli_options
+
+    add_cli_options(p, STEP_OPTIONS, source_required)
     p.add_argument("--run-date", default=dt.date.today().isoformat(), help="YYYY-MM-DD the run is keyed by")
-    p.add_argument("--namespace", default=os.environ.get("VIDREC_NAMESPACE", "demo"))
-    p.add_argument("--redis-url", default=os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    p.add_argument("--epochs", type=int, default=None, help="override the model's training epochs")
-    p.add_argument("--image-encoder", default="efficientnet-lite0", help="efficientnet-lite0 or keras:<app>")
-    p.add_argument("--image-runtime", default="auto", choices=("auto", "onnx", "torch"))
-    p.add_argument("--text-encoder", default="all-minilm-l6-v2", help="all-minilm-l6-v2, st:/path or hashed-ngram")
-    p.add_argument("--sampling", default="uniform", choices=("uniform", "fps", "scene"), help="frame sampling")
-    p.add_argument("--frames", type=int, default=4, help="frames per video (uniform sampling)")
-    p.add_argument("--fps", type=float, default=1.0, help="frames per second (fps sampling)")
-    p.add_argument("--frame-shards", type=int, default=2, help="frame_features shards")
-    p.add_argument(
-        "--fusion", default="concat", choices=("concat", "weighted_sum", "attention"), help="item-tower fusion"
-    )
-    p.add_argument("--modalities", default="id,visual,caption,comments", help="item-tower inputs (ablations)")
-    p.add_argument("--user-pooling", default="mean", choices=("mean", "attention"), help="user-tower history pooling")
-    p.add_argument(
-        "--completion-weighting", action="store_true", help="weight history watches by completion when pooling"
-    )
-    p.add_argument(
-        "--early-stopping-patience", type=int, default=None, help="epochs without better validation NDCG (0: off)"
-    )
-    p.add_argument("--temperature", type=float, default=None, help="softmax temperature of the retrieval loss")
-    p.add_argument("--learning-rate", type=float, default=None)
-    p.add_argument("--max-history", type=int, default=None, help="history length the user tower reads")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="any model setting, e.g. use_user_id=false"
-    )
-    p.add_argument(
-        "--tune-seconds",
-        type=float,
-        default=None,
-        help="time budget for choosing model settings on validation before training (0: train as given)",
-    )
-    p.add_argument(
-        "--protocol",
-        default="global_time",
-        choices=("global_time", "user_time", "leave_last_out", "random"),
-        help="evaluation split (dataset, train and evaluate must share it)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipelines.options import add_cli_options
+
     parser = argparse.ArgumentParser(
         prog="vidrec", description="vidrec: video recommendations, raw video to served list"
     )
@@ -317,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the evaluation report: re-render its HTML, or compare two runs")
     rsub = p.add_subparsers(dest="report_command", required=True)
     q = rsub.add_parser("html", help="(re)write runs/<date>/evaluate/report.html from its report.json")
-    q.add_argument("--workdir", default=str(DEFAULT_WORKDIR))
+    add_cli_options(q, ["workdir"])
     q.add_argument("--run-date", default=dt.date.today().isoformat())
     q.add_argument("--source", default=".", help="only for the config; titles come from the ingest partition")
     q.set_defaults(func=cmd_report_html)
@@ -329,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("redis", help="start (if none answers) or stop the project's own Redis")
     p.add_argument("action", choices=("start", "stop"))
-    p.add_argument("--redis-url", default=os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_cli_options(p, ["redis_url"])
     p.add_argument("--state-dir", default=str(DEFAULT_STATE))
     p.set_defaults(func=cmd_redis)
 
@@ -337,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="processes (one per core past what Redis needs)")
-    p.add_argument("--namespace", default=os.environ.get("VIDREC_NAMESPACE", "demo"))
-    p.add_argument("--redis-url", default=os.environ.get("VIDREC_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    add_cli_options(p, ["namespace"])
+    add_cli_options(p, ["redis_url"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("show", help="fetch a user's list over HTTP and print it with titles")

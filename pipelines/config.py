@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cache.client import DEFAULT_REDIS_URL
 from recsys.frames import SamplingConfig
 from recsys.model import TwoTowerConfig
-from recsys.split import PROTOCOLS
+from recsys.protocols import PROTOCOLS
 
 STEPS = ("ingest", "frame_features", "text_features", "dataset", "train", "evaluate", "publish")
 
@@ -32,7 +33,7 @@ class PipelineConfig:
     """Where partitions, caches and model versions are written."""
     namespace: str = "demo"
     """Redis namespace: keys are vidrec:{namespace}:..."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     image_encoder: str = "efficientnet-lite0"
     """efficientnet-lite0 (packaged, offline) or keras:{mobilenet_v3_small,mobilenet_v3_large,efficientnet_b0,resnet50,vgg16}."""
     image_runtime: str = "auto"

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-MODEL_PARAMS = (
-    "fusion", "user_pooling", "embedding_dim", "max_history", "epochs", "learning_rate", "temperature",
-    "completion_weighting", "use_user_id", "early_stopping_patience",
-)  # fmt: skip
-
 
 def default_args() -> dict[str, Any]:
     """Task retries for every vidrec DAG: twice, 5 minutes apart, unless the environment says
@@ -34,27 +29,14 @@ def run_date_of(params: dict[str, Any], logical_date: Any) -> str:
 
 
 def config_from_params(params: dict[str, Any]) -> Any:
-    """The typed, validated ``PipelineConfig``; raises ValueError naming a bad param."""
-    from dataclasses import replace
-    from pathlib import Path
+    """The typed, validated ``PipelineConfig`` (``pipelines.options``: a param absent or None takes
+    its dataclass default); raises ValueError naming a bad param."""
+    from pipelines.options import build_config
 
-    from pipelines.config import PipelineConfig
-
-    cfg = PipelineConfig(
-        source=Path(params["source"]),
-        workdir=Path(params["workdir"]),
-        namespace=params.get("namespace", "demo"),
-        redis_url=params.get("redis_url", "redis://127.0.0.1:6379/0"),
-        frame_shards=int(params.get("frame_shards", 2)),
-        protocol=params.get("protocol", "global_time"),
-        publish_gate=bool(params.get("publish_gate", True)),
-        **({"tune_seconds": float(params["tune_seconds"])} if params.get("tune_seconds") is not None else {}),
-    )
-    overrides = {name: params[name] for name in MODEL_PARAMS if params.get(name) is not None}
     try:
-        return replace(cfg, model=replace(cfg.model, **overrides))
+        return build_config(params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"invalid model params {overrides}: {exc}") from exc
+        raise ValueError(f"invalid params: {exc}") from exc
 
 
 def run_step(step: str, params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
@@ -78,13 +60,14 @@ def validate(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
 def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
     """Publish ``params['version']`` (a folder under <workdir>/models), or roll back when asked."""
 
-    from pipelines import publish, train
+    from cache.writer import rollback
+    from pipelines import artifacts, publish
 
     cfg = config_from_params(params)
     if params.get("rollback"):
         client = publish.connect(cfg)
         try:
-            out = publish.rollback(client, cfg.namespace)
+            out = rollback(client, cfg.namespace)
         finally:
             client.close()
         publish.record_live(cfg, str(out["to"]), publish.run_date_of_version(str(out["to"])))
@@ -92,7 +75,7 @@ def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
     if not params.get("version"):
         raise ValueError("give the version to publish (a folder under <workdir>/models), or rollback=true")
     if params.get("gate"):
-        model = train.load_model_version(cfg, params["version"])
+        model = artifacts.load_model_version(cfg, params["version"])
         return publish.publish_model(cfg, run_date_of(params, logical_date), model, gate=True)
     # ungated: the same path as `vidrec publish --version V` (recovery after Redis lost its data);
     # the events are those of the run that exported the version unless run_date is given

@@ -21,7 +21,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from pipelines import dataset, train
+from pipelines import artifacts, dataset, fitting
 from pipelines.config import PipelineConfig, write_json
 from pipelines.report import write_html
 from recsys import baselines
@@ -93,7 +93,7 @@ def video_age_cohorts(
     age runs from its publication time, else from its first event anywhere in the data (a label of
     the test event, never a model input). Empty when no video has a time to count from."""
     events = pd.concat([split.train, split.test])  # type: ignore[attr-defined]
-    birth, _ = train.item_birth(events, ds.published_at, len(ds.items))
+    birth, _ = fitting.item_birth(events, ds.published_at, len(ds.items))
     if np.isnan(birth).all():
         return {}
     test = split.test  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ def scorers_for_new_users(train_events: pd.DataFrame, ds: dataset.Dataset, with_
 
 
 def new_user_cohort(
-    model: train.ExportedModel,
+    model: artifacts.ExportedModel,
     ds: dataset.Dataset,
     split: object,
     history_scorers: dict[str, object],
@@ -263,8 +263,8 @@ def format_table(report: dict) -> str:  # type: ignore[type-arg]
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     ds = dataset.load(cfg, run_date)
     try:
-        model = train.load_model(cfg, run_date)
-    except train.NoModel as exc:
+        model = artifacts.load_model(cfg, run_date)
+    except artifacts.NoModel as exc:
         return unevaluated_report(cfg, run_date, None, str(exc))
     try:
         report = evaluate_model(cfg, run_date, ds, model, with_baselines=True)
@@ -303,7 +303,7 @@ def unevaluated_report(cfg: PipelineConfig, run_date: str, version: str | None, 
 
 
 def evaluate_model(
-    cfg: PipelineConfig, run_date: str, ds: dataset.Dataset, model: train.ExportedModel, with_baselines: bool
+    cfg: PipelineConfig, run_date: str, ds: dataset.Dataset, model: artifacts.ExportedModel, with_baselines: bool
 ) -> dict[str, object]:
     """The report for one exported model (and, optionally, the baselines) on the dataset's split."""
     split = ds.split
@@ -321,11 +321,11 @@ def evaluate_model(
         len(ds.users),
         model.config.max_history,
         len(ds.items),
-        train.completion(split.train),
+        fitting.completion(split.train),
     )
 
-    # Freshness is judged at each user's reference time (``train.reference_times``).
-    now = train.reference_times(split.train, split.test, split.protocol, len(ds.users))
+    # Freshness is judged at each user's reference time (``fitting.reference_times``).
+    now = fitting.reference_times(split.train, split.test, split.protocol, len(ds.users))
 
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
         vecs = model.user_tower(hist[u], u.astype(np.int32), weight[u])
@@ -433,7 +433,7 @@ def _json_file(path: object) -> dict[str, object]:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-def _training_summary(model: train.ExportedModel) -> dict[str, object]:
+def _training_summary(model: artifacts.ExportedModel) -> dict[str, object]:
     """Epochs run, best epoch and validation NDCG@10 per epoch, from the exported model folder."""
     path = model.path / "train_history.json"
     hist = json.loads(path.read_text()) if path.exists() else {}

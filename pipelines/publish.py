@@ -2,82 +2,35 @@
 version, atomically.
 
 1. Score: user vectors (user tower over each user's last watched videos, all known events) x
-   item matrix, exact, in blocks; each user's watched videos excluded. Similar videos: item x
-   item on the same embeddings, the video itself excluded. Popular: most watched in the
-   window, overall and per category.
-2. Write: versioned keys, SET with a TTL of 2-3x the refresh period, 1,000 per batch, batches
-   pipelined; values encoded from the top-k index matrices and packed into RESP by compiled
-   loops (``recsys.packed``, ``recsys.kernels``) on a thread ahead of the socket. A failed night
-   leaves the previous version serving until it is replaced.
-3. Verify: every user key exists and a sample reads back byte-identical.
-4. Flip: one SET of ``vidrec:{ns}:live``. Readers see the old version or the new one, never a mix.
-5. Clean up: versions other than the live one and the one before it (the rollback target) that
-   were published more than ``grace_seconds`` ago are removed with UNLINK (their TTL would
-   remove them anyway; this frees the memory sooner).
+   item matrix, exact (or ANN past ``ann_min_items``), in blocks; each user's watched videos
+   excluded. Similar videos: item x item on the same embeddings, the video itself excluded.
+   Popular: most watched in the window, overall and per category.
+2. Write, verify, flip, clean up: ``cache.writer`` (the Redis contract's write path). A failed
+   night leaves the previous version serving until it is replaced.
 
-Republishing the same version writes the same keys with the same values (idempotent).
+Also here: the quality gate against the live version, the popular-only version of a night
+without a model, republishing a version from its model folder, and the record of what is live.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipelines import frame_features, ingest, train
+from cache import keys
+from cache.packed import VocabBytes
+from cache.writer import PublishError, TopK, TopKMatrix, publish_version
+from pipelines import artifacts, fitting, frame_features, ingest
 from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
-from recsys import keys
-from recsys.keys import pack
 from recsys.metrics import topk_with_exclusions
 from recsys.model import last_history
-from recsys.packed import VocabBytes, concat_bytes, encode_row_blocks
-from recsys.prefetch import prefetched
 
 log = logging.getLogger(__name__)
-
-WRITE_CHUNK = 1000
-PIPELINE_WINDOW = 2  # batches sent ahead of the replies read
-VERIFY_SAMPLE = 50
-_OK = b"+OK\r\n"
-Buffer = bytes | memoryview | np.ndarray  # what socket.sendall takes
-
-
-class PublishError(RuntimeError):
-    """The new version could not be written or verified; the live pointer was not moved."""
-
-
-@dataclass(frozen=True)
-class TopK:
-    """Ranked lists as Python lists: ``item_ids[i]`` (best first) and their scores for ``user_ids[i]``."""
-
-    user_ids: list[str]
-    item_ids: list[list[str]]
-    scores: list[list[float]]
-
-    def encoded_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One block: (buffer, offsets), list i at ``buffer[offsets[i]:offsets[i + 1]]``."""
-        yield concat_bytes([keys.encode_items(i, s) for i, s in zip(self.item_ids, self.scores, strict=True)])
-
-
-@dataclass(frozen=True)
-class TopKMatrix:
-    """The same lists as top-k returns them: ``index`` [n, k] into ``vocab`` (-1 pads a short row's
-    tail) and ``scores`` [n, k]; encoded for Redis a block at a time, without per-row Python lists."""
-
-    user_ids: list[str]
-    vocab: VocabBytes
-    index: np.ndarray
-    scores: np.ndarray
-
-    def encoded_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return encode_row_blocks(self.vocab, self.index, self.scores)
 
 
 def batch_topk(
@@ -93,7 +46,7 @@ def batch_topk(
 
 
 def score_users(
-    model: train.ExportedModel,
+    model: artifacts.ExportedModel,
     events: pd.DataFrame,
     k: int,
     unavailable: frozenset[str] = frozenset(),
@@ -116,7 +69,7 @@ def score_users(
         len(model.users),
         model.config.max_history,
         len(model.items),
-        train.completion(known),
+        fitting.completion(known),
     )
     watched = known.assign(u=u, i=i).groupby("u")["i"].agg(lambda s: np.unique(s.to_numpy()))
     vectors = model.user_tower(hist[active], active.astype(np.int32), weight[active])
@@ -129,7 +82,7 @@ def score_users(
 
 
 def similar_items(
-    model: train.ExportedModel, k: int, unavailable: frozenset[str] = frozenset(), ann_min_items: int = 250_000
+    model: artifacts.ExportedModel, k: int, unavailable: frozenset[str] = frozenset(), ann_min_items: int = 250_000
 ) -> TopKMatrix:
     """For every video in the model, the ``k`` nearest other videos by item-embedding dot product
     (the item tower's unit vectors: cosine similarity)."""
@@ -175,238 +128,6 @@ def popular_items(events: pd.DataFrame, end_epoch_s: int, window_days: int, k: i
     return counts["video_id"].tolist(), (counts["n"] / len(recent)).astype(float).tolist()
 
 
-def publish_version(
-    client,
-    ns: str,
-    version: str,
-    topk: TopK | TopKMatrix,
-    popular: tuple[list[str], list[float]],
-    ttl_seconds: int,
-    similar: TopK | TopKMatrix | None = None,
-    by_category: dict[str, tuple[list[str], list[float]]] | None = None,
-    grace_seconds: int = 3600,
-    now: float | None = None,
-) -> dict[str, object]:
-    """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails."""
-    import redis
-
-    from recsys.kernels import resp_keyed_commands, resp_multikey_command
-
-    lists = [(keys.user_key(ns, version, "").encode(), topk)] + (
-        [(keys.similar_key(ns, version, "").encode(), similar)] if similar else []
-    )
-    ids = [concat_bytes([u.encode() for u in ranked.user_ids]) for _, ranked in lists]
-    singles = [(keys.popular_key(ns, version).encode(), popular)] + [
-        (keys.category_popular_key(ns, version, c).encode(), lst) for c, lst in (by_category or {}).items()
-    ]
-    n_keys = sum(len(t.user_ids) for _, t in lists) + len(singles)
-    sample_at = sorted(np.random.default_rng(0).choice(n_keys, min(VERIFY_SAMPLE, n_keys), replace=False).tolist())
-    sample: list[tuple[bytes, bytes]] = []  # (key, value) read back after the write
-    sizes = {"bytes": 0, "user_bytes": 0}
-    set_head = np.frombuffer(b"*5\r\n$3\r\nSET\r\n", np.uint8)
-    ex_tail = np.frombuffer(pack([b"EX", ttl_seconds])[4:], np.uint8)  # the EX pair without the array line
-
-    def batches() -> Iterator[tuple[memoryview | bytes, int]]:
-        """``SET key value EX ttl`` commands as RESP, ``WRITE_CHUNK`` per batch, built from each
-        encoded block by a compiled loop (``recsys.kernels``; no per-key Python objects). Blocks are
-        encoded as they are written: only a sample of values stays in memory."""
-        first = 0  # index of the block's first key among all keys
-        for (prefix, ranked), (id_data, id_starts) in zip(lists, ids, strict=True):
-            p, start = np.frombuffer(prefix, np.uint8), 0
-            for buf, off in ranked.encoded_blocks():
-                n = len(off) - 1
-                if start + n > len(ranked.user_ids):  # checked here: the kernel does not check bounds
-                    raise PublishError(f"more lists encoded than the {len(ranked.user_ids)} ids")
-                cmds, ends = resp_keyed_commands(set_head, p, id_data, id_starts, start, buf, off, ex_tail)
-                block_bytes = int(off[-1] - off[0])
-                sizes["bytes"] += block_bytes
-                if ranked is topk:
-                    sizes["user_bytes"] += block_bytes
-                for j in sample_at:
-                    if first <= j < first + n:
-                        i = j - first
-                        uid = id_data[id_starts[start + i] : id_starts[start + i + 1]].tobytes()
-                        sample.append((prefix + uid, buf[off[i] : off[i + 1]].tobytes()))
-                view = memoryview(cmds)
-                for s in range(0, n, WRITE_CHUNK):
-                    e = min(s + WRITE_CHUNK, n)
-                    yield view[int(ends[s - 1]) if s else 0 : int(ends[e - 1])], e - s
-                start, first = start + n, first + n
-            if start != len(ranked.user_ids):
-                raise PublishError(f"{start} lists encoded for {len(ranked.user_ids)} ids")
-        single_keys = [key for key, _ in singles]
-        values = [keys.encode_items(*lst) for _, lst in singles]
-        sizes["bytes"] += sum(map(len, values))
-        sample.extend((single_keys[j - first], values[j - first]) for j in sample_at if j >= first)
-        cmds = [pack([b"SET", key, v, b"EX", ttl_seconds]) for key, v in zip(single_keys, values, strict=True)]
-        yield b"".join(cmds), len(cmds)
-
-    def exists_batches() -> Iterator[tuple[bytes | np.ndarray, int]]:
-        for (prefix, _), (id_data, id_starts) in zip(lists, ids, strict=True):
-            for s in range(0, len(id_starts) - 1, WRITE_CHUNK):
-                part = id_starts[s : s + WRITE_CHUNK + 1]
-                head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
-                yield resp_multikey_command(head, np.frombuffer(prefix, np.uint8), id_data, part), 1
-        yield pack([b"EXISTS", *(key for key, _ in singles)]), 1
-
-    try:
-        ahead = prefetched(batches(), depth=4)  # packed on a thread, ahead of the socket
-        try:
-            write_batches(client, ahead)
-        finally:
-            ahead.close()  # on failure: stops the packing thread now, not when garbage is collected
-        present = count_existing(client, exists_batches())
-        if present != n_keys:
-            raise PublishError(f"verification failed: {present} of {n_keys} keys present after write")
-        for (key, value), got in zip(sample, client.mget([k for k, _ in sample]), strict=True):
-            if got != value:
-                raise PublishError(f"verification failed: {key.decode()} reads back different bytes")
-        n_users = len(topk.user_ids)
-        meta = {
-            "version": version,
-            "users": len(topk.user_ids),
-            "similar": len(similar.user_ids) if similar is not None else 0,
-            "categories": len(by_category or {}),
-            "popular": len(popular[0]),
-            "keys": n_keys,
-            "bytes": sizes["bytes"],
-            "bytes_per_user_list": round(sizes["user_bytes"] / n_users, 1) if n_users else 0.0,
-        }
-        client.set(keys.meta_key(ns, version), json.dumps(meta), ex=ttl_seconds)
-        previous = client.get(keys.live_key(ns))
-        now = time.time() if now is None else now
-        # Registered before the flip, so a version that ever went live is always known to cleanup.
-        client.zadd(keys.versions_key(ns), {version: now})
-        client.set(keys.live_key(ns), version)  # the flip: one command
-        prev = previous.decode() if previous else None
-        # Keep the live version and a rollback target (the one it replaced, or else the newest other).
-        newest_other = [v.decode() for v in client.zrevrange(keys.versions_key(ns), 0, 1) if v.decode() != version]
-        keep = {version, prev, *newest_other[:1]} - {None}
-        removed = remove_old_versions(client, ns, keep=keep, older_than=now - grace_seconds)
-    except redis.RedisError as exc:
-        raise PublishError(f"Redis error while publishing {version}: {exc}") from exc
-    meta["previous_version"] = prev
-    meta["removed_versions"] = removed
-    return meta
-
-
-def pipelined(  # type: ignore[no-untyped-def]
-    client, batches: Iterator[tuple[Buffer, int]], window: int = PIPELINE_WINDOW, all_ok: bool = False
-) -> Iterator[list[object]]:
-    """Send each batch (RESP bytes holding ``n`` commands) on one pooled connection, up to ``window``
-    batches ahead of the replies read, and yield each batch's ``n`` replies in order: Redis works on
-    one batch while the next is packed and sent. An error reply is raised as ResponseError.
-
-    ``all_ok``: every command answers ``+OK`` (SET); a batch's replies are then checked as raw bytes
-    (one comparison per batch) and yielded as an empty list; anything else is parsed and raised.
-
-    The connection comes from redis-py's pool (so AUTH, database, TLS and timeouts are redis-py's);
-    its socket is then read with a hiredis reader of our own: ~0.2 us per reply instead of ~1.8 us
-    through ``read_response``, which was a fifth of the publish time."""
-    import hiredis
-    import redis
-
-    conn = client.connection_pool.get_connection()
-    sock = conn._sock  # connected by get_connection(); only this function uses it until released
-    reader = hiredis.Reader()
-    in_flight: collections.deque[int] = collections.deque()
-    buf = bytearray(1 << 20)
-    raw = bytearray()  # received, not yet consumed (all_ok)
-
-    def receive() -> int:
-        n = sock.recv_into(buf)
-        if n == 0:
-            raise redis.ConnectionError("Redis closed the connection during publish")
-        return n
-
-    def read_one() -> list[object]:
-        replies: list[object] = []
-        want = in_flight.popleft()
-        if all_ok:
-            while len(raw) < 5 * want:
-                raw.extend(memoryview(buf)[: receive()])
-            if raw.startswith(_OK * want):
-                del raw[: 5 * want]
-                return replies
-            reader.feed(bytes(raw))  # something else came back: parse it to say what
-            raw.clear()
-        while len(replies) < want:
-            reply = reader.gets()
-            if reply is False:
-                reader.feed(buf, 0, receive())
-                continue
-            if isinstance(reply, hiredis.ReplyError):
-                raise redis.ResponseError(str(reply))
-            if all_ok and reply not in (b"OK", "OK"):
-                raise redis.ResponseError(f"expected OK, got {reply!r}")
-            replies.append(reply)
-        if all_ok:
-            raise redis.ResponseError("expected OK replies, got a different byte stream")
-        return replies
-
-    try:
-        for payload, n in batches:
-            sock.sendall(payload)
-            in_flight.append(n)
-            if len(in_flight) > window:
-                yield read_one()
-        while in_flight:
-            yield read_one()
-    except OSError as exc:  # socket timeout or reset, as redis-py would report it
-        conn.disconnect()
-        raise redis.ConnectionError(f"publish connection failed: {exc!r}") from exc
-    except BaseException:
-        conn.disconnect()  # unread replies must not go back to the pool
-        raise
-    finally:
-        client.connection_pool.release(conn)
-
-
-def write_batches(client, batches: Iterator[tuple[Buffer, int]]) -> None:  # type: ignore[no-untyped-def]
-    """Send batches of RESP commands that each answer +OK (SET), pipelined; raise on anything else.
-
-    Commands are packed by the caller (``recsys.kernels.resp_keyed_commands`` for whole blocks):
-    redis-py's per-argument packing cost more than Redis's own work (25k keys/s against ~400k/s
-    for redis-benchmark -P 1000 on this project's benchmark machine), and formatting each SET in
-    Python was still a fifth of the publish time."""
-    for _ in pipelined(client, batches, all_ok=True):
-        pass
-
-
-def count_existing(client, batches: Iterator[tuple[Buffer, int]]) -> int:  # type: ignore[no-untyped-def]
-    """The sum of the replies of a run of pipelined EXISTS commands (one command per batch)."""
-    return sum(int(r[0]) for r in pipelined(client, batches))  # type: ignore[call-overload]
-
-
-def unlink_matching(client, pattern: str, batch: int = 1000) -> int:  # type: ignore[no-untyped-def]
-    """UNLINK every key matching ``pattern``, found with SCAN (never KEYS), ``batch`` keys per call."""
-    removed, pending = 0, []
-    for key in client.scan_iter(match=pattern, count=batch):
-        pending.append(key)
-        if len(pending) >= batch:
-            removed += client.unlink(*pending)
-            pending = []
-    if pending:
-        removed += client.unlink(*pending)
-    return removed
-
-
-def remove_old_versions(client, ns: str, keep: set[str], older_than: float, batch: int = 1000) -> list[str]:
-    """UNLINK every key of registered versions published before ``older_than``, except ``keep``.
-
-    Keys are found with SCAN (never KEYS) and unlinked in batches; Redis frees them in the background.
-    """
-    removed = []
-    for raw in client.zrangebyscore(keys.versions_key(ns), "-inf", older_than):
-        version = raw.decode()
-        if version in keep:
-            continue
-        unlink_matching(client, f"{keys.version_prefix(ns, version)}:*", batch)
-        client.zrem(keys.versions_key(ns), version)
-        removed.append(version)
-    return removed
-
-
 def gate_decision(
     new_report: dict | None,  # type: ignore[type-arg]
     live_report: dict | None,  # type: ignore[type-arg]
@@ -436,7 +157,7 @@ def _live_report(cfg: PipelineConfig, client) -> tuple[str | None, dict | None]:
 
 
 def publish_model(
-    cfg: PipelineConfig, run_date: str, model: train.ExportedModel, gate: bool = True
+    cfg: PipelineConfig, run_date: str, model: artifacts.ExportedModel, gate: bool = True
 ) -> dict[str, object]:
     """Score and publish one exported model with the run date's events; gated on its metrics."""
     t0 = time.perf_counter()
@@ -531,7 +252,7 @@ def republish(cfg: PipelineConfig, version: str, run_date: str | None = None) ->
     run_date = run_date or run_date_of_version(version)
     if version.startswith(POPULAR_ONLY_PREFIX):
         return publish_without_model(cfg, run_date, f"republished {version}", replace_live=True)
-    return publish_model(cfg, run_date, train.load_model_version(cfg, version), gate=False)
+    return publish_model(cfg, run_date, artifacts.load_model_version(cfg, version), gate=False)
 
 
 def live_lost(cfg: PipelineConfig) -> str | None:
@@ -554,7 +275,7 @@ def live_lost(cfg: PipelineConfig) -> str | None:
 def publish_without_model(
     cfg: PipelineConfig, run_date: str, reason: str, replace_live: bool = False
 ) -> dict[str, object]:
-    """A night without a model (``train.NoModel``): when nothing is live yet, publish a version with
+    """A night without a model (``artifacts.NoModel``): when nothing is live yet, publish a version with
     no user lists whose popular and category lists come from the events (or, with none, the newest
     videos), so every user gets a degraded-but-real answer from day one. A live trained version is
     kept; a live popular-only one is replaced (its lists are a day older)."""
@@ -605,8 +326,8 @@ def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, obje
             log.error("cannot republish %s (%s); publishing tonight's version ungated by it", lost, exc)
             restored = {"version": lost, "published": False, "error": str(exc)}
     try:
-        model = train.load_model(cfg, run_date)
-    except train.NoModel as exc:
+        model = artifacts.load_model(cfg, run_date)
+    except artifacts.NoModel as exc:
         summary = publish_without_model(cfg, run_date, str(exc))
     else:
         summary = publish_model(cfg, run_date, model, gate=gate and cfg.publish_gate)
@@ -618,15 +339,3 @@ def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, obje
     write_json(cfg.partition(run_date, "publish") / "summary.json", summary)
     log.info("publish %s: %s", run_date, summary)
     return summary
-
-
-def rollback(client, ns: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Point ``live`` back at the newest other published version whose keys are still there."""
-    raw = client.get(keys.live_key(ns))
-    live = raw.decode() if raw else None
-    for candidate in (v.decode() for v in client.zrevrange(keys.versions_key(ns), 0, -1)):
-        if candidate != live and client.exists(keys.meta_key(ns, candidate)):
-            client.set(keys.live_key(ns), candidate)
-            log.warning("rolled %s back from %s to %s", ns, live, candidate)
-            return {"namespace": ns, "from": live, "to": candidate}
-    raise PublishError(f"no earlier version of {ns} is still in Redis to roll back to (live: {live})")

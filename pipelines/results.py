@@ -16,6 +16,7 @@ import os
 import platform
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,9 +111,8 @@ def _workdir(cmd: list[str]) -> Path | None:
     return Path(cmd[cmd.index("--workdir") + 1]) if "--workdir" in cmd else None
 
 
-def run_experiment(exp: Experiment, var: Path) -> None:
-    from pipelines.cli import main
-
+def run_experiment(exp: Experiment, var: Path, vidrec: Callable[[list[str]], int]) -> None:
+    """Run the experiment's commands through ``vidrec`` (the CLI's ``main``: argv -> exit code)."""
     out = var / "reports" / exp.name
     out.mkdir(parents=True, exist_ok=True)
     done: list[dict[str, object]] = []
@@ -121,7 +121,7 @@ def run_experiment(exp: Experiment, var: Path) -> None:
         cmd = [a for t in template for a in (tuned if t == "{tuned}" else [t])]
         t0 = time.perf_counter()
         log.info("results %s: vidrec %s", exp.name, shlex.join(cmd))
-        if main(cmd) != 0:
+        if vidrec(cmd) != 0:
             raise RuntimeError(f"experiment {exp.name}: `vidrec {shlex.join(cmd)}` failed")
         done.append({"command": "vidrec " + shlex.join(cmd), "seconds": round(time.perf_counter() - t0, 1)})
         # written after every command, so an interrupted experiment still renders what it ran
@@ -386,7 +386,14 @@ def render(var: Path, names: list[str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def results(var: Path, out: Path, only: list[str] | None = None, render_only: bool = False) -> Path:
+def results(
+    var: Path,
+    out: Path,
+    vidrec: Callable[[list[str]], int],
+    only: list[str] | None = None,
+    render_only: bool = False,
+) -> Path:
+    """Run the reference experiments (``only`` those named) through ``vidrec`` and write ``out``."""
     names = only or [e.name for e in experiments(var)]
     unknown = set(names) - {e.name for e in experiments(var)}
     if unknown:
@@ -394,7 +401,7 @@ def results(var: Path, out: Path, only: list[str] | None = None, render_only: bo
     if not render_only:
         for exp in experiments(var):
             if exp.name in names:
-                run_experiment(exp, var)
+                run_experiment(exp, var, vidrec)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(var, [e.name for e in experiments(var)]))
     return out

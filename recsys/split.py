@@ -7,14 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-GLOBAL_TIME = "global_time"
-USER_TIME = "user_time"
-LEAVE_LAST_OUT = "leave_last_out"
-RANDOM = "random"
-PROTOCOLS = (GLOBAL_TIME, USER_TIME, LEAVE_LAST_OUT, RANDOM)
-# Whether each user's training videos are excluded from the ranking at evaluation. The TFRS
-# basic-retrieval tutorial's random split excludes nothing (its top-K accuracy counts re-finds).
-EXCLUDES_TRAIN_ITEMS = {GLOBAL_TIME: True, USER_TIME: True, LEAVE_LAST_OUT: True, RANDOM: False}
+from recsys.protocols import EXCLUDES_TRAIN_ITEMS, GLOBAL_TIME, LEAVE_LAST_OUT, PROTOCOLS, RANDOM, USER_TIME
 
 
 class TooFewEvents(ValueError):

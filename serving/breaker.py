@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from serving.redis_client import RedisReplyError, RedisUnavailable
+from cache.client import RedisReplyError, RedisUnavailable
 
 T = TypeVar("T")
 

@@ -7,11 +7,13 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cache.client import DEFAULT_REDIS_URL
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDREC_", extra="forbid", frozen=True)
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     """Where published lists live."""
     namespace: str = "demo"
     """Key namespace: vidrec:{namespace}:..., the same as the publish step's."""

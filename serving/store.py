@@ -2,7 +2,7 @@
 
 Every method either answers from Redis or raises ``StoreUnavailable``; the routes turn that into
 a degraded answer from the in-process copy. No TensorFlow, no numpy: one round trip per hit,
-pipelined with other requests' commands on a few connections (``serving.redis_client``).
+pipelined with other requests' commands on a few connections (``cache.client``).
 
 Every call goes through a circuit breaker (``serving.breaker``): after consecutive timeouts the
 store fails at once for a cool-down, then one probe tries Redis again. Redis that answers but has
@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import time
 
-from recsys import keys
+from cache import keys
+from cache.client import PipelinedRedis, RedisUnavailable
+from cache.resp import Arg
 from serving.breaker import CircuitBreaker
-from serving.redis_client import Arg, PipelinedRedis, RedisUnavailable
 
 log = logging.getLogger(__name__)
 

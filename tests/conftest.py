@@ -17,9 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+from cache.client import DEFAULT_REDIS_URL
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-REDIS_URL = os.environ.get("VIDREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("VIDREC_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 RUN_DATE = "2026-11-28"
 DEMO = {"num_videos": 96, "num_users": 160, "seed": 11}  # the session's demo source
 
@@ -54,7 +56,7 @@ def redis_client(redis_url: str):
 def _delete_namespace(url: str, ns: str) -> None:
     import redis
 
-    from pipelines.publish import unlink_matching
+    from cache.writer import unlink_matching
 
     client = redis.Redis.from_url(url)
     unlink_matching(client, f"vidrec:{ns}:*")

@@ -42,7 +42,7 @@ def test_bad_inputs_quarantined_and_run_goes_on(pipeline_run):
     # ...but an unplayable video is never published.
     import redis
 
-    from recsys import keys
+    from cache import keys
 
     client = redis.Redis.from_url(cfg.redis_url)
     version = client.get(keys.live_key(cfg.namespace)).decode()
@@ -129,11 +129,11 @@ def test_rerun_is_idempotent_and_incremental(pipeline_run):
 
 
 def test_exported_model_reloads_with_same_scores(pipeline_run):
-    from pipelines import train
+    from pipelines import artifacts
 
     cfg, _ = pipeline_run
-    a = train.load_model(cfg, RUN_DATE)
-    b = train.load_model(cfg, RUN_DATE)
+    a = artifacts.load_model(cfg, RUN_DATE)
+    b = artifacts.load_model(cfg, RUN_DATE)
     hist = np.full((3, a.config.max_history), len(a.items), np.int32)
     hist[:, -1] = [0, 1, 2]
     users = np.array([0, 1, 2], np.int32)
@@ -154,19 +154,19 @@ def test_training_chose_its_settings_on_validation(pipeline_run):
     and the report."""
     import json
 
-    from pipelines import train
-    from pipelines.tune import AUTO_CANDIDATES
+    from pipelines import artifacts
+    from pipelines.fitting import AUTO_CANDIDATES
 
     cfg, summaries = pipeline_run
     tuning = summaries["train"]["tuning"]
     assert tuning["trials"] and tuning["trials"][0]["setting"] == {}  # the configured settings first
     assert all(r["val_ndcg@10"] >= 0 for r in tuning["trials"])
     assert len(tuning["trials"]) <= len(AUTO_CANDIDATES)
-    from pipelines.tune import choose_trial
+    from pipelines.fitting import choose_trial
 
     assert tuning["chosen"] == choose_trial(tuning["trials"])["setting"]
     assert all("vs_defaults" in r for r in tuning["trials"][1:])
-    model = train.load_model(cfg, RUN_DATE)
+    model = artifacts.load_model(cfg, RUN_DATE)
     assert json.loads((model.path / "tuning.json").read_text())["chosen"] == tuning["chosen"]
     for name, value in tuning["chosen"].items():
         assert getattr(model.config, name) == (tuple(value) if isinstance(value, list) else value)
@@ -221,12 +221,12 @@ def test_ablation_retrains_each_input_set_without_touching_the_run(pipeline_run)
 def test_new_users_are_answered_from_their_first_watch(pipeline_run):
     """The new_users cohort: users with no training event, given their first test watch, scored
     as the API scores a user it never saw (two_tower) and by the baselines from the same watch."""
-    from pipelines import dataset, evaluate, train
+    from pipelines import artifacts, dataset, evaluate
     from recsys.split import Split
 
     cfg, _ = pipeline_run
     ds = dataset.load(cfg, RUN_DATE)
-    model = train.load_model(cfg, RUN_DATE)
+    model = artifacts.load_model(cfg, RUN_DATE)
     events = pd.concat([ds.split.train, ds.split.test])
     newcomers = events["user_idx"].drop_duplicates().head(5).tolist()  # pretend they are new
     split = Split(
@@ -248,9 +248,9 @@ def test_redis_lost_its_data_republish_from_the_model_folder(pipeline_run, redis
     import shutil
     from dataclasses import replace
 
+    from cache import keys
     from pipelines import publish
     from pipelines.cli import main
-    from recsys import keys
 
     cfg, summaries = pipeline_run
     version = summaries["train"]["version"]

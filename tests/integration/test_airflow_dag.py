@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys import keys
+from cache import keys
 from tests.conftest import REPO, RUN_DATE
 
 
@@ -133,8 +133,8 @@ def _dags_test(airflow_home, dag_id: str, conf: dict) -> subprocess.CompletedPro
 
 @pytest.mark.slow
 def test_vidrec_train_with_params_then_publish_and_rollback(airflow_home, tmp_path, redis_url, redis_client):
+    from cache.writer import TopK, publish_version
     from pipelines.demo_data import DemoConfig, write_demo_source
-    from pipelines.publish import TopK, publish_version
 
     source, workdir = tmp_path / "source", tmp_path / "work"
     write_demo_source(DemoConfig(num_videos=24, num_users=60, seed=5), source)
@@ -166,3 +166,38 @@ def test_vidrec_train_with_params_then_publish_and_rollback(airflow_home, tmp_pa
     finally:
         for key in redis_client.scan_iter(match=f"vidrec:{ns}:*"):
             redis_client.unlink(key)
+
+
+def test_dags_and_the_cli_share_every_default(airflow_home, monkeypatch):
+    """Every DAG param that is a setting has the default `vidrec run` uses (both come from the
+    config dataclasses, pipelines.options); the DAG's config from its defaults is the CLI's."""
+    code = """
+import importlib, json
+out = {}
+for name in ("vidrec_nightly", "vidrec_train", "vidrec_publish"):
+    params = importlib.import_module(name).PARAMS
+    out[name] = {k: p.value for k, p in params.items()}
+print(json.dumps(out))
+"""
+    env = {**_airflow_env(airflow_home), "PYTHONPATH": f"{REPO / 'dags'}{os.pathsep}{REPO}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    defaults = json.loads(out.stdout.strip().splitlines()[-1])
+
+    for var in ("VIDREC_NAMESPACE", "VIDREC_REDIS_URL", "VIDREC_WORKDIR"):  # the CLI's overrides
+        monkeypatch.delenv(var, raising=False)
+    from pipelines.cli import _config, build_parser
+    from pipelines.dag_support import config_from_params
+    from pipelines.options import BY_NAME
+
+    cli = vars(build_parser().parse_args(["run", "--source", "var/demo-source"]))
+    for dag, params in defaults.items():
+        for name, value in params.items():
+            if name not in BY_NAME or (dag, name) == ("vidrec_train", "frame_shards"):  # one task there
+                continue
+            cli_value = cli.get(name, BY_NAME[name].default)  # publish_gate is no CLI flag
+            cli_value = ",".join(cli_value) if isinstance(cli_value, tuple) else cli_value
+            assert value == cli_value, f"{dag}.{name}: DAG default {value!r}, vidrec run default {cli_value!r}"
+    nightly = config_from_params(defaults["vidrec_nightly"])
+    assert nightly == _config(build_parser().parse_args(["run", "--source", "var/demo-source"]))
+    assert nightly.model.epochs == 20  # the nightly DAG trained 10 while TwoTowerConfig said 20

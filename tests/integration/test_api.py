@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.publish import TopK, publish_version
+from cache.writer import TopK, publish_version
 from serving.app import create_app
 from serving.settings import Settings
 
@@ -132,7 +132,7 @@ def test_cache_hit_path_imports_no_tensorflow():
     import sys
 
     code = (
-        "import sys, serving.app, serving.store, recsys.keys; "
+        "import sys, serving.app, serving.store, cache.keys; "
         "bad = [m for m in ('tensorflow', 'torch', 'numpy', 'pandas') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from pipelines.publish import TopK, publish_version
+from cache.writer import TopK, publish_version
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import ServerThread

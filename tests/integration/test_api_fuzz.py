@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from pipelines.publish import TopK, publish_version
+from cache.writer import TopK, publish_version
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import ServerThread, _delete_namespace

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from pipelines.publish import TopK, publish_version
+from cache.writer import TopK, publish_version
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import ServerThread

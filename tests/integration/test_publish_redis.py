@@ -5,8 +5,9 @@ import json
 import pytest
 import redis
 
-from pipelines.publish import PublishError, TopK, popular_items, publish_version
-from recsys import keys
+from cache import keys
+from cache.writer import PublishError, TopK, publish_version
+from pipelines.publish import popular_items
 
 
 def _topk():
@@ -40,16 +41,16 @@ def test_republish_is_idempotent_and_new_version_flips(redis_client, namespace):
 def test_failed_verification_leaves_previous_version_live(redis_url, redis_client, namespace, monkeypatch):
     """The real write, but one key of the version lost right after it (as an eviction would drop
     it) while Redis reported success: only the verification can notice."""
-    from pipelines import publish
+    from cache import writer
 
     publish_version(redis_client, namespace, "good", _topk(), (["v1"], [1.0]), 600)
-    real_write = publish.write_batches
+    real_write = writer.write_batches
 
     def lossy(client, batches):  # type: ignore[no-untyped-def]
         real_write(client, batches)
         assert client.delete(keys.user_key(namespace, "bad", "u2")) == 1
 
-    monkeypatch.setattr(publish, "write_batches", lossy)
+    monkeypatch.setattr(writer, "write_batches", lossy)
     with pytest.raises(PublishError, match="verification failed: 2 of 3 keys"):
         publish_version(redis_client, namespace, "bad", _topk(), (["v1"], [1.0]), 600)
     assert redis_client.get(keys.live_key(namespace)) == b"good"
@@ -137,7 +138,7 @@ def test_gate_holds_back_a_worse_model():
 
 
 def test_rollback_moves_live_to_the_previous_version(redis_client, namespace):
-    from pipelines.publish import rollback
+    from cache.writer import rollback
 
     publish_version(redis_client, namespace, "a", _topk(), (["v1"], [1.0]), 600, now=100.0)
     publish_version(redis_client, namespace, "b", _topk(), (["v1"], [1.0]), 600, now=200.0)

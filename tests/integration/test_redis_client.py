@@ -7,7 +7,8 @@ import time
 import pytest
 import redis
 
-from serving.redis_client import PipelinedRedis, RedisUnavailable, pack, parse_url
+from cache.client import PipelinedRedis, RedisUnavailable, parse_url
+from cache.resp import pack
 
 
 def test_pack_is_resp2():

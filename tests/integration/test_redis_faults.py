@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from pipelines.publish import TopK, publish_version
+from cache.writer import TopK, publish_version
 from pipelines.redis_server import find_redis_binary
 from serving.app import create_app
 from serving.settings import Settings

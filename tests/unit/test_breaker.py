@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from cache.client import RedisReplyError, RedisUnavailable
 from serving.breaker import CircuitBreaker, CircuitOpen
-from serving.redis_client import RedisReplyError, RedisUnavailable
 
 
 class Clock:

@@ -2,7 +2,7 @@ import struct
 
 import pytest
 
-from recsys import keys
+from cache import keys
 
 
 def test_key_layout_is_exact():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from recsys import keys
-from recsys.packed import VocabBytes, encode_matrix, encode_row_blocks
+from cache import keys
+from cache.packed import VocabBytes, encode_matrix, encode_row_blocks
 
 
 @pytest.mark.parametrize(
@@ -44,10 +44,10 @@ def test_bad_input_is_refused():
 
 
 def test_resp_commands_parse_back():
-    """The compiled RESP builders against redis-py's packer (``serving.redis_client.pack``)."""
-    from recsys.kernels import resp_keyed_commands, resp_multikey_command
-    from recsys.packed import concat_bytes
-    from serving.redis_client import pack
+    """The compiled RESP builders against redis-py's packer (``cache.resp.pack``)."""
+    from cache.kernels import resp_keyed_commands, resp_multikey_command
+    from cache.packed import concat_bytes
+    from cache.resp import pack
 
     ids = ["u1", "é" * 7, "x" * 120]
     values = [b"", b"v" * 9, bytes(range(256)) * 5]

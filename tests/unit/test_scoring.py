@@ -44,7 +44,7 @@ def test_freshness_scores_and_folding():
 
 
 def test_item_birth_is_publication_or_first_event():
-    from pipelines.train import item_birth, reference_times
+    from pipelines.fitting import item_birth, reference_times
 
     events = pd.DataFrame({"user_idx": [0, 0, 1], "item_idx": [0, 1, 1], "ts": [100, 50, 300]})
     published = np.array([10.0, np.nan, 5.0, np.nan])
@@ -122,7 +122,7 @@ def test_a_new_video_is_ranked_at_least_as_well_as_content_only_ranks_it():
     the videos nobody has watched at least as well as the content-only baseline does (NDCG@2 of
     the user's topic's new videos among all new videos), and (2) ranks each new video of their
     topic above every video of the other topics, old and popular ones included."""
-    from pipelines.train import item_birth, make_examples
+    from pipelines.fitting import item_birth, make_examples
     from recsys.baselines import fit_content_only
     from recsys.metrics import evaluate_rankings
     from recsys.model import TwoTowerConfig, last_history, train_two_tower

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipelines import results
+from pipelines import cli, results
 from pipelines.tune import format_tuning, parse_grid, parse_settings
 
 
@@ -96,7 +96,7 @@ def test_results_page_renders_reports(tmp_path):
     out.mkdir(parents=True)
     (out / "commands.json").write_text(json.dumps([{"command": "vidrec run --protocol user_time", "seconds": 1.0}]))
     (out / "report-tuned on validation.json").write_text(json.dumps(_report(0.3)))
-    page = results.results(var, tmp_path / "results.md", ["ml-user-time"], render_only=True).read_text()
+    page = results.results(var, tmp_path / "results.md", cli.main, ["ml-user-time"], render_only=True).read_text()
     assert "## MovieLens latest-small, per-user time split" in page
     assert "vidrec run --protocol user_time" in page
     # the summary: model, best baseline, ratio, paired interval, cold videos against content_only
@@ -113,11 +113,11 @@ def test_results_page_renders_reports(tmp_path):
     # experiments with no reports are left out rather than rendered empty
     assert "## Demo source" not in page
     with pytest.raises(ValueError, match="unknown experiment"):
-        results.results(var, tmp_path / "x.md", ["nope"], render_only=True)
+        results.results(var, tmp_path / "x.md", cli.main, ["nope"], render_only=True)
 
 
 def test_a_setting_replaces_the_defaults_only_beyond_validation_noise():
-    from pipelines.tune import choose_trial
+    from pipelines.fitting import choose_trial
 
     defaults = {"setting": {}, "val_ndcg@10": 0.30}
     noisy = {"setting": {"learning_rate": 0.001}, "val_ndcg@10": 0.32, "vs_defaults": {"lo": -0.004, "hi": 0.05}}

@@ -26,9 +26,12 @@ from urllib.parse import unquote, urlparse
 
 import hiredis
 
-from recsys.keys import Arg, pack  # the RESP packer both sides use (publish builds its batches with it)
+from cache.resp import Arg, pack
 
-__all__ = ["Arg", "PipelinedRedis", "RedisReplyError", "RedisUnavailable", "pack", "parse_url"]
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+"""Where the offline side publishes and the API reads unless configured otherwise."""
+
+__all__ = ["DEFAULT_REDIS_URL", "PipelinedRedis", "RedisReplyError", "RedisUnavailable", "parse_url"]
 
 
 class RedisUnavailable(Exception):

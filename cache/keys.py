@@ -1,5 +1,4 @@
-"""Redis key layout, the compact top-k value encoding and RESP command packing, shared by publish
-and serving.
+"""Redis key layout and the compact top-k value encoding, shared by publish and serving.
 
 Pure Python (struct only): the API's cache-hit path imports this and nothing heavier.
 
@@ -29,8 +28,6 @@ import struct
 import sys
 from array import array
 from collections.abc import Sequence
-
-Arg = bytes | str | int
 
 PREFIX = "vidrec"
 MAGIC = b"VR1"
@@ -112,14 +109,3 @@ def decode_items(blob: bytes, limit: int | None = None) -> list[tuple[str, float
     if len(ids) != n:
         raise ValueError(f"corrupt vidrec list: header says {n} items, found {len(ids)} ids")
     return list(zip(ids, struct.unpack_from(f"<{n}f", blob, off), strict=True))
-
-
-def pack(args: tuple[Arg, ...] | list[Arg]) -> bytes:
-    """One command in RESP2 (array of bulk strings): what publish writes in bulk and the serving
-    client sends per request."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if a.__class__ is not bytes:
-            a = (a if a.__class__ is str else str(a)).encode()  # type: ignore[union-attr]
-        out.append(b"$%d\r\n%b\r\n" % (len(a), a))  # type: ignore[arg-type]
-    return b"".join(out)
