@@ -1,16 +1,20 @@
-"""Model folders on disk: ``<workdir>/models/<version>/`` as the train step exports them, reloaded
-in any process (evaluate, publish, the DAG's checks, the ablation). Export: ``pipelines.train``."""
+"""Model folders on disk: ``<workdir>/models/<version>/`` as the train step writes them
+(``pipelines.train``), reloaded in any process (evaluate, publish, the DAG's checks, the
+ablation); the user tower as a SavedModel (``save_user_tower``, ``LoadedUserTower``).
+TensorFlow is imported inside the functions that need it."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pipelines.config import PipelineConfig
-from recsys.model import LoadedUserTower, ScoreLayout, TwoTowerConfig
+from recsys.model import TwoTowerConfig, ensure_keras2
+from recsys.scoring import ScoreLayout
 
 
 @dataclass
@@ -82,3 +86,57 @@ def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:
         if (path / "item_birth_from_event.npy").exists()
         else None,
     )
+
+
+def save_user_tower(user_tower: Any, path: Path, max_history: int) -> None:
+    """Export the user tower as a SavedModel with one serving signature.
+
+    signature ``serving_default``: history [b, max_history] int32, user [b] int32, weight
+    [b, max_history] float32 (completion of each history watch) -> embedding [b, D] (the query
+    side of ``ScoreLayout``).
+    """
+    ensure_keras2()
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, max_history], tf.int32, name="history"),
+            tf.TensorSpec([None], tf.int32, name="user"),
+            tf.TensorSpec([None, max_history], tf.float32, name="weight"),
+        ]
+    )
+    def serve(history: Any, user: Any, weight: Any) -> dict[str, Any]:
+        return {"embedding": user_tower({"history": history, "user": user, "weight": weight}, training=False)}
+
+    module = tf.Module()
+    module.user_tower = user_tower
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+
+
+class LoadedUserTower:
+    """The exported user tower, reloaded in a new process."""
+
+    def __init__(self, path: Path) -> None:
+        ensure_keras2()
+        import tensorflow as tf
+
+        self._fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self._tf = tf
+
+    def __call__(
+        self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None, batch_size: int = 4096
+    ) -> np.ndarray:
+        """history [b, max_history] int32, user [b] int32, weight [b, max_history] (None: 1 per
+        real position; padding is found by the tower itself) -> [b, D] float32."""
+        if weight is None:
+            weight = np.ones(history.shape, np.float32)
+        out = []
+        for s in range(0, len(user), batch_size):
+            res = self._fn(
+                history=self._tf.constant(history[s : s + batch_size], self._tf.int32),
+                user=self._tf.constant(user[s : s + batch_size], self._tf.int32),
+                weight=self._tf.constant(weight[s : s + batch_size], self._tf.float32),
+            )
+            out.append(res["embedding"].numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)

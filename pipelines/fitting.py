@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from pipelines import dataset
-from recsys.model import (
-    TrainingExamples,
-    TrainResult,
-    TwoTowerConfig,
-    ValidationSet,
-    history_windows,
-    last_history,
-    train_two_tower,
-)
+from recsys.model import TrainingExamples, TwoTowerConfig, ValidationSet, history_windows, last_history
 from recsys.split import GLOBAL_TIME, evaluation_targets, validation_split
+
+if TYPE_CHECKING:
+    from recsys.model.training import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +129,8 @@ def fit_and_validation(ds: dataset.Dataset, model_cfg: TwoTowerConfig) -> FitDat
 
 
 def fit_model(cfg: TwoTowerConfig, ds: dataset.Dataset, data: FitData) -> TrainResult:
+    from recsys.model.training import train_two_tower  # TensorFlow: only where a model is trained
+
     return train_two_tower(
         cfg,
         ds.content,

@@ -248,27 +248,29 @@ def _shard_dir(cfg: PipelineConfig, run_date: str) -> Path:
     return cfg.partition(run_date, "frame_features") / "shards"
 
 
-def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -> dict[str, object]:
-    """Embed the videos of one shard; writes shards/shard-KKKKK-of-NNNNN.{parquet,json}."""
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} is outside 0..{num_shards - 1}")
-    t0 = time.perf_counter()
-    videos = ingest.load(cfg, run_date).videos
-    videos = videos[(videos["media_file"] != "") & (videos["video_id"].map(lambda v: shard_of(v, num_shards)) == shard)]
-    encoder = get_image_encoder(cfg.image_encoder, cfg.torch_threads, cfg.image_runtime, cfg.image_weights)
-    cache = _cache_dir(cfg, encoder)
-    cache.mkdir(parents=True, exist_ok=True)
-    memo_path = cfg.workdir / "cache" / "filehash" / f"shard-{shard:05d}-of-{num_shards:05d}.json"
-    memo = json.loads(memo_path.read_text()) if memo_path.exists() else {}
-    fresh_memo: dict[str, list] = {}
+class ShardRun:
+    """One shard's embedding run and everything it accumulates: feature rows, segment rows,
+    quarantined videos, counters, the videos decoded and waiting to be encoded as one batch, and
+    the file-hash memo (read from the last run, written fresh)."""
 
-    rows, segments, quarantine = [], [], []
-    stats: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
-    pending: list[tuple[str, str, SampledFrames]] = []
+    def __init__(self, cfg: PipelineConfig, shard: int, num_shards: int) -> None:
+        self.cfg = cfg
+        self.name = f"shard-{shard:05d}-of-{num_shards:05d}"
+        self.encoder = get_image_encoder(cfg.image_encoder, cfg.torch_threads, cfg.image_runtime, cfg.image_weights)
+        self.cache = _cache_dir(cfg, self.encoder)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.memo_path = cfg.workdir / "cache" / "filehash" / f"{self.name}.json"
+        self.memo = json.loads(self.memo_path.read_text()) if self.memo_path.exists() else {}
+        self.fresh_memo: dict[str, list] = {}  # type: ignore[type-arg]
+        self.rows: list[dict[str, object]] = []
+        self.segments: list[dict[str, object]] = []
+        self.quarantine: list[dict[str, object]] = []
+        self.stats: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self.pending: list[tuple[str, str, SampledFrames]] = []
 
-    def add(vid: str, key: str, result: VideoEmbedding) -> None:
-        rows.append(
+    def add(self, vid: str, key: str, result: VideoEmbedding) -> None:
+        self.rows.append(
             {
                 "video_id": vid,
                 "content_sha256": key,
@@ -277,96 +279,116 @@ def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -
                 "frames": result.frames,
             }
         )
+        seg_s = self.cfg.sampling.segment_seconds
         for seg, emb in zip(result.segments, result.segment_embeddings, strict=True):
-            start = float(seg * cfg.sampling.segment_seconds)
-            end = start + cfg.sampling.segment_seconds
-            segments.append(
-                {"video_id": vid, "segment": int(seg), "start_s": start, "end_s": end, "embedding": emb.tolist()}
+            start = float(seg * seg_s)
+            self.segments.append(
+                {
+                    "video_id": vid,
+                    "segment": int(seg),
+                    "start_s": start,
+                    "end_s": start + seg_s,
+                    "embedding": emb.tolist(),
+                }
             )
 
-    def flush() -> None:
-        """Encode the pending videos' frames in one batch (the encoder is fastest on full batches)."""
-        if not pending:
-            return
-        t = time.perf_counter()
-        all_emb = encoder.encode([f for p in pending for f in p[2].frames])  # sizes may differ
-        seconds["encode"] += time.perf_counter() - t
-        start = 0
-        for vid, key, sampled in pending:
-            n = len(sampled.frames)
-            result = embed_sampled(all_emb[start : start + n], sampled.indices, sampled.meta.fps, cfg.sampling)
-            start += n
-            atomic_write(cache / f"{key}.npz", lambda p, r=result: _save_result(p, r))
-            add(vid, key, result)
-            stats["embedded"] += 1
-        pending.clear()
-
-    def prepare(vid: str, media: str) -> tuple[str, object]:
+    def prepare(self, vid: str, media: str) -> tuple[str, object]:
         """Hash, then load from cache or decode (I/O; runs ahead in a thread: cv2 releases the GIL)."""
         path = Path(media)
         try:
-            key = _file_key(path, memo, fresh_memo) if path.is_file() else ""
-            if key and (cache / f"{key}.npz").exists():
-                return key, _load_result(cache / f"{key}.npz")
+            key = _file_key(path, self.memo, self.fresh_memo) if path.is_file() else ""
+            if key and (self.cache / f"{key}.npz").exists():
+                return key, _load_result(self.cache / f"{key}.npz")
             t = time.perf_counter()
-            sampled = sample_frames(path, cfg.sampling, cfg.min_decoded_fraction)
-            seconds["decode"] += time.perf_counter() - t
+            sampled = sample_frames(path, self.cfg.sampling, self.cfg.min_decoded_fraction)
+            self.seconds["decode"] += time.perf_counter() - t
             return key, sampled
         except VideoDecodeError as exc:
             return "", exc
 
+    def take(self, vid: str, media: str, key: str, got: object) -> None:
+        """One prepared video: quarantined, already embedded (cache), or decoded and queued."""
+        if isinstance(got, VideoDecodeError):
+            self.quarantine.append({"video_id": vid, "media_file": media, "reason": str(got)})
+            self.stats[f"quarantined[{got}]"] += 1
+            log.warning("quarantined video %s (%s): %s", vid, media, got)
+            return
+        if isinstance(got, VideoEmbedding):
+            self.add(vid, key, got)
+            self.stats["skipped_unchanged"] += 1
+            return
+        assert isinstance(got, SampledFrames)
+        self.stats["frames_decoded"] += got.decoded
+        if got.decoded < got.wanted:
+            self.stats["flagged_partial_decode"] += 1
+            log.warning("video %s decoded %d of %d sampled frames", vid, got.decoded, got.wanted)
+        self.pending.append((vid, key, got))
+        if sum(len(p[2].frames) for p in self.pending) >= ENCODE_BATCH_FRAMES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode the pending videos' frames in one batch (the encoder is fastest on full batches)."""
+        if not self.pending:
+            return
+        t = time.perf_counter()
+        all_emb = self.encoder.encode([f for p in self.pending for f in p[2].frames])  # sizes may differ
+        self.seconds["encode"] += time.perf_counter() - t
+        start = 0
+        for vid, key, sampled in self.pending:
+            n = len(sampled.frames)
+            result = embed_sampled(all_emb[start : start + n], sampled.indices, sampled.meta.fps, self.cfg.sampling)
+            start += n
+            atomic_write(self.cache / f"{key}.npz", lambda p, r=result: _save_result(p, r))
+            self.add(vid, key, result)
+            self.stats["embedded"] += 1
+        self.pending.clear()
+
+    def write(self, out: Path) -> None:
+        """The shard's three tables (rows by video id) and the fresh file-hash memo."""
+        self.rows.sort(key=lambda r: str(r["video_id"]))
+        atomic_write(self.memo_path, lambda p: p.write_text(json.dumps(self.fresh_memo)))
+        tables = {
+            "features": (self.rows, ["video_id", "content_sha256", "embedding", "num_segments", "frames"]),
+            "segments": (self.segments, ["video_id", "segment", "start_s", "end_s", "embedding"]),
+            "quarantine": (self.quarantine, ["video_id", "media_file", "reason"]),
+        }
+        for table, (rows, columns) in tables.items():
+            write_parquet(out / f"{self.name}.{table}.parquet", pd.DataFrame(rows, columns=columns))
+
+    def summary(self, videos_seen: int, seconds: float) -> dict[str, object]:
+        return {
+            "videos_seen": videos_seen,
+            "embedded": self.stats["embedded"],
+            "skipped_unchanged": self.stats["skipped_unchanged"],
+            "quarantined": len(self.quarantine),
+            "frames_decoded": self.stats["frames_decoded"],
+            "flagged_partial_decode": self.stats["flagged_partial_decode"],
+            **{k: v for k, v in self.stats.items() if k.startswith("quarantined[")},
+            "seconds_decode": round(self.seconds["decode"], 2),
+            "seconds_encode": round(self.seconds["encode"], 2),
+            "seconds": round(seconds, 2),
+        }
+
+
+def run_shard(cfg: PipelineConfig, run_date: str, shard: int, num_shards: int) -> dict[str, object]:
+    """Embed the videos of one shard; writes shards/shard-KKKKK-of-NNNNN.{parquet,json}."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is outside 0..{num_shards - 1}")
+    t0 = time.perf_counter()
+    videos = ingest.load(cfg, run_date).videos
+    videos = videos[(videos["media_file"] != "") & (videos["video_id"].map(lambda v: shard_of(v, num_shards)) == shard)]
+    run = ShardRun(cfg, shard, num_shards)
     # Decoding of the next videos overlaps encoding of the current batch.
     with ThreadPoolExecutor(max_workers=1) as pool:
         items = list(zip(videos["video_id"], videos["media_file"], strict=True))
-        jobs = ((vid, media, got) for (vid, media), got in _read_ahead(pool, prepare, items, LOOKAHEAD_VIDEOS))
+        jobs = ((vid, media, got) for (vid, media), got in _read_ahead(pool, run.prepare, items, LOOKAHEAD_VIDEOS))
         for vid, media, (key, got) in _progress(jobs, len(videos), f"frames {shard}"):
-            if isinstance(got, VideoDecodeError):
-                quarantine.append({"video_id": vid, "media_file": media, "reason": str(got)})
-                stats[f"quarantined[{got}]"] += 1
-                log.warning("quarantined video %s (%s): %s", vid, media, got)
-                continue
-            if isinstance(got, VideoEmbedding):
-                add(vid, key, got)
-                stats["skipped_unchanged"] += 1
-                continue
-            sampled = got
-            stats["frames_decoded"] += sampled.decoded
-            if sampled.decoded < sampled.wanted:
-                stats["flagged_partial_decode"] += 1
-                log.warning("video %s decoded %d of %d sampled frames", vid, sampled.decoded, sampled.wanted)
-            pending.append((vid, key, sampled))
-            if sum(len(p[2].frames) for p in pending) >= ENCODE_BATCH_FRAMES:
-                flush()
-    flush()
-    rows.sort(key=lambda r: r["video_id"])
-
-    atomic_write(memo_path, lambda p: p.write_text(json.dumps(fresh_memo)))
+            run.take(vid, media, key, got)
+    run.flush()
     out = _shard_dir(cfg, run_date)
-    name = f"shard-{shard:05d}-of-{num_shards:05d}"
-    write_parquet(
-        out / f"{name}.features.parquet",
-        pd.DataFrame(rows, columns=["video_id", "content_sha256", "embedding", "num_segments", "frames"]),
-    )
-    write_parquet(
-        out / f"{name}.segments.parquet",
-        pd.DataFrame(segments, columns=["video_id", "segment", "start_s", "end_s", "embedding"]),
-    )
-    write_parquet(
-        out / f"{name}.quarantine.parquet", pd.DataFrame(quarantine, columns=["video_id", "media_file", "reason"])
-    )
-    summary = {
-        "videos_seen": len(videos),
-        "embedded": stats["embedded"],
-        "skipped_unchanged": stats["skipped_unchanged"],
-        "quarantined": len(quarantine),
-        "frames_decoded": stats["frames_decoded"],
-        "flagged_partial_decode": stats["flagged_partial_decode"],
-        **{k: v for k, v in stats.items() if k.startswith("quarantined[")},
-        "seconds_decode": round(seconds["decode"], 2),
-        "seconds_encode": round(seconds["encode"], 2),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-    write_json(out / f"{name}.json", summary)
+    run.write(out)
+    summary = run.summary(len(videos), time.perf_counter() - t0)
+    write_json(out / f"{run.name}.json", summary)
     log.info("frame_features %s shard %d/%d: %s", run_date, shard, num_shards, json.dumps(summary))
     return summary
 

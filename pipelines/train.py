@@ -23,9 +23,9 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from pipelines import dataset
+from pipelines.artifacts import save_user_tower
 from pipelines.config import PipelineConfig, write_json
 from pipelines.fitting import fit_and_validation, fit_data, fit_model
-from recsys.model import fusion_weights, save_user_tower
 from recsys.online import NUMPY_TOWER_FILE, export_numpy_user_tower
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
     write_json(staging / "train_history.json", result.history)
     write_json(staging / "tuning.json", tuning)
+    from recsys.model.towers import fusion_weights  # TensorFlow, loaded by training already
+
     weights = fusion_weights(result.item_tower, len(ds.items))
     write_json(staging / "fusion.json", {"fusion": cfg.model.fusion, "mean_modality_weights": weights})
     # Swap the finished folder in whole, so a reader never sees half a model.

@@ -4,7 +4,7 @@ The user tower reads only item-tower outputs of the history (the exported item m
 embedding columns) plus a few small layers; ``export_numpy_user_tower`` saves those layers'
 weights and ``NumpyUserTower`` repeats the tower's arithmetic (pooling, count feature, optional
 user-id embedding, two dense layers, L2 normalisation, temperature, then the bias column's 1 and
-the weighted content profile of the history; see ``recsys.model.ScoreLayout``). A test checks it
+the weighted content profile of the history; see ``recsys.scoring.ScoreLayout``). A test checks it
 against the TensorFlow tower.
 """
 

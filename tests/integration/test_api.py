@@ -233,7 +233,7 @@ def test_fast_path_and_the_fastapi_route_answer_alike(client):
 
 
 def test_fast_path_accepts_only_what_validation_would_pass_unchanged():
-    from serving.app import FastPath
+    from serving.fastpath import FastPath
     from serving.metrics import Metrics
 
     async def handler(*_: object) -> bytes:

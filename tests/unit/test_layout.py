@@ -42,10 +42,15 @@ def module_files() -> dict[str, Path]:
 MODULES = module_files()
 
 
+def type_checking_only(node: ast.AST) -> bool:
+    """An ``if TYPE_CHECKING:`` block: its imports never run (annotations only)."""
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
 def imported(path: Path, top_level_only: bool) -> set[str]:
     """Absolute module names ``path`` imports (``from a import b`` yields ``a`` and ``a.b``);
     with ``top_level_only``, only statements run at import time (the module body and the if/try/
-    with blocks in it; not function or class bodies)."""
+    with blocks in it; not function or class bodies). ``if TYPE_CHECKING:`` blocks never count."""
     tree = ast.parse(path.read_text(), filename=str(path))
     if top_level_only:
         nodes: list[ast.AST] = []
@@ -53,11 +58,15 @@ def imported(path: Path, top_level_only: bool) -> set[str]:
         while todo:
             node = todo.pop()
             nodes.append(node)
-            if isinstance(node, ast.If | ast.Try | ast.With | ast.ExceptHandler):
+            if isinstance(node, ast.If | ast.Try | ast.With | ast.ExceptHandler) and not type_checking_only(node):
                 for block in ("body", "orelse", "finalbody", "handlers"):
                     todo.extend(getattr(node, block, []))
     else:
-        nodes = list(ast.walk(tree))
+        nodes, todo = [], [tree]
+        while todo:
+            node = todo.pop()
+            nodes.append(node)
+            todo.extend(c for c in ast.iter_child_nodes(node) if not type_checking_only(c))
     names: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):

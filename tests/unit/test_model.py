@@ -49,7 +49,7 @@ def _content(n_items=12, rng=None):
 
 
 def test_item_tower_masks_missing_modalities():
-    from recsys.model import build_towers
+    from recsys.model.towers import build_towers
 
     content = _content()
     content.visual_mask[3] = 0.0
@@ -71,7 +71,9 @@ def test_item_tower_masks_missing_modalities():
 
 
 def test_train_save_reload_same_scores(tmp_path):
-    from recsys.model import LoadedUserTower, item_embeddings, save_user_tower, train_two_tower
+    from pipelines.artifacts import LoadedUserTower, save_user_tower
+    from recsys.model.towers import item_embeddings
+    from recsys.model.training import train_two_tower
 
     rng = np.random.default_rng(1)
     n_items, n_users, n = 12, 6, 64
@@ -95,7 +97,7 @@ def test_train_save_reload_same_scores(tmp_path):
 def test_too_few_examples_is_a_clear_error():
     """One example cannot train an in-batch softmax; fewer than a batch trains in one smaller batch
     (tests/e2e/test_day_zero.py trains a source with 86)."""
-    from recsys.model import train_two_tower
+    from recsys.model.training import train_two_tower
 
     ex = TrainingExamples(np.zeros((1, 2), np.int32), np.zeros(1, np.int32), np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="at least 2"):
@@ -106,7 +108,7 @@ def test_too_few_examples_is_a_clear_error():
 def test_every_fusion_masks_missing_modalities(fusion):
     import tensorflow as tf
 
-    from recsys.model import build_towers, fusion_weights
+    from recsys.model.towers import build_towers, fusion_weights
 
     # Fixed initial weights: with 8 ReLU units (zero bias at init) an item's fused vector is all
     # zero with probability 2**-8 per item, so some seeds leave one item without a direction (at
@@ -132,7 +134,7 @@ def test_every_fusion_masks_missing_modalities(fusion):
     assert set(weights) == {"id", "visual", "caption", "comments"}
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
     tokens, mask = tower.tokens(np.array([3, 4], np.int32))
-    w = tower.modality_weights(tokens, mask).numpy()
+    w = tower.fusion.modality_weights(tokens, mask).numpy()
     # item 3 has no visual and no comments: their weights are exactly 0, the rest sum to 1
     assert w[0, 1] == 0.0 and w[0, 3] == 0.0 and w[0].sum() == pytest.approx(1.0)
     if fusion == "weighted_sum":
@@ -141,7 +143,7 @@ def test_every_fusion_masks_missing_modalities(fusion):
 
 
 def test_modalities_select_inputs():
-    from recsys.model import build_towers
+    from recsys.model.towers import build_towers
 
     with pytest.raises(ValueError, match="modalities must be a non-empty subset"):
         TwoTowerConfig(modalities=("id", "audio"))
@@ -159,7 +161,7 @@ def test_modalities_select_inputs():
 
 @pytest.mark.parametrize("pooling", ["mean", "attention"])
 def test_user_tower_pooling_ignores_padding(pooling):
-    from recsys.model import build_towers
+    from recsys.model.towers import build_towers
 
     cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, user_pooling=pooling)
     _, user_tower = build_towers(cfg, _content(), num_users=2)
@@ -179,7 +181,8 @@ def test_user_tower_pooling_ignores_padding(pooling):
 
 
 def test_same_seed_same_model():
-    from recsys.model import item_embeddings, train_two_tower
+    from recsys.model.towers import item_embeddings
+    from recsys.model.training import train_two_tower
 
     rng = np.random.default_rng(3)
     content = _content(12, rng)
@@ -196,7 +199,7 @@ def test_same_seed_same_model():
 
 @pytest.mark.parametrize("pooling", ["mean", "attention"])
 def test_completion_weighting(pooling):
-    from recsys.model import build_towers
+    from recsys.model.towers import build_towers
 
     pad = 12
     history = np.array([[pad, 1, 3, 5]], np.int32)
@@ -222,7 +225,8 @@ def test_completion_weighting(pooling):
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    from recsys.model import ValidationSet, train_two_tower
+    from recsys.model import ValidationSet
+    from recsys.model.training import train_two_tower
 
     rng = np.random.default_rng(5)
     n_items, n_users = 12, 8
@@ -264,7 +268,7 @@ def test_early_stopping_keeps_the_best_epoch():
 def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
     from dataclasses import asdict
 
-    from recsys.model import build_towers, item_matrix
+    from recsys.model.towers import build_towers, item_matrix
     from recsys.online import NumpyUserTower, export_numpy_user_tower
 
     cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, **settings)
@@ -310,7 +314,7 @@ def test_users_with_little_history_share_the_unknown_user_row(tmp_path):
     """user_id_min_events: a user below it is scored as the unknown user, in TensorFlow and numpy."""
     from dataclasses import asdict
 
-    from recsys.model import build_towers, item_matrix
+    from recsys.model.towers import build_towers, item_matrix
     from recsys.online import NumpyUserTower, export_numpy_user_tower
 
     cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, user_id_min_events=3)

@@ -61,7 +61,8 @@ def test_item_birth_is_publication_or_first_event():
 def test_the_first_event_of_a_video_does_not_teach_that_new_videos_are_hot():
     """Videos without a publication time are born at their first event, so each is watched at age
     0 once by construction; that event's freshness goes to a bucket of its own, never scored."""
-    from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig, train_two_tower
+    from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig
+    from recsys.model.training import train_two_tower
 
     rng = np.random.default_rng(0)
     n_items, n_users = 40, 30
@@ -125,7 +126,8 @@ def test_a_new_video_is_ranked_at_least_as_well_as_content_only_ranks_it():
     from pipelines.fitting import item_birth, make_examples
     from recsys.baselines import fit_content_only
     from recsys.metrics import evaluate_rankings
-    from recsys.model import TwoTowerConfig, last_history, train_two_tower
+    from recsys.model import TwoTowerConfig, last_history
+    from recsys.model.training import train_two_tower
 
     content, topic_of, new, events = _clustered_catalogue()
     n_items, n_users = len(topic_of), 48

@@ -1,0 +1,109 @@
+"""The two-tower's settings (``TwoTowerConfig``) and the one process-wide switch TensorFlow
+Recommenders needs (``ensure_keras2``). Standard library and numpy only: configs are built where
+TensorFlow must not load (DAG parsing, the CLI's argument parsing)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+FUSIONS = ("concat", "weighted_sum", "attention")
+MODALITIES = ("id", "visual", "caption", "comments")
+
+
+def ensure_keras2() -> None:
+    """Make ``import tensorflow`` give tf-keras (Keras 2); must run before TF's first import."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ["TF_USE_LEGACY_KERAS"] != "1":
+        raise RuntimeError("TF_USE_LEGACY_KERAS must be 1: TensorFlow Recommenders refuses Keras 3")
+
+
+@dataclass(frozen=True)
+class TwoTowerConfig:
+    embedding_dim: int = 64
+    id_dim: int = 32
+    hidden_dim: int = 128
+    max_history: int = 20
+    use_user_id: bool = True
+    user_pooling: str = "mean"
+    """How the user tower pools its history: mean, or attention (learned query, recency by position)."""
+    fusion: str = "concat"
+    modalities: tuple[str, ...] = ("id", "visual", "caption", "comments")
+    """Which item-tower inputs are used (the rest are masked out): for ablations, e.g. ("id",)."""
+    completion_weighting: bool = False
+    """Weight each history item by its watch completion (0..1; 1 where unknown) when pooling."""
+    epochs: int = 20
+    """The most epochs; with a validation set, early stopping may end training sooner."""
+    early_stopping_patience: int = 2
+    """Stop after this many epochs without a better validation NDCG@10 (0: train all epochs)."""
+    validation_fraction: float = 0.1
+    """Each user's last share of training events (by time) held out for early stopping (0: none)."""
+    refit_after_validation: bool = True
+    """After early stopping, train again on all training events for the best epoch count."""
+    batch_size: int = 256
+    learning_rate: float = 0.003
+    temperature: float = 0.1
+    logq_correction: bool = True
+    id_dropout: float = 0.1
+    modality_dropout: float = 0.0
+    """Share of training items whose each content modality (visual, caption, comments) is masked
+    out, independently: the tower learns to score from any subset, so one strong modality cannot
+    crowd out the others."""
+    user_id_dropout: float = 0.1
+    """Share of training examples whose user id is replaced by the unknown-user id, so that row is
+    trained and a new user is scored from their history alone."""
+    item_bias: bool = True
+    """A learned per-video bias (from the item tower's fused features, so a new video gets one from
+    its content): how watchable a video is whoever the user."""
+    freshness: bool = True
+    """A learned bias by the video's age at the time of each watch (log2-hour buckets); a video
+    not yet published at an event's time is never its negative. Scored at a reference time."""
+    content_prior: bool = True
+    """Add the content-only similarity (user's mean content vector . video's content vector, the
+    pretrained encoders' view, reduced to ``content_prior_dim`` by SVD) to every score, with a
+    learned weight: a video with no training signal is still ranked by what it shows and says."""
+    content_prior_dim: int = 64
+    uniform_negatives: int = 256
+    """Videos drawn uniformly from the whole catalogue as extra negatives per batch, besides the
+    batch's positives (mixed negative sampling): unwatched and rare videos are seen as negatives."""
+    id_dropout_frequency: float = 0.0
+    """If > 0 (kappa), a video watched c times keeps its id with probability (1 - id_dropout) x
+    c / (c + kappa): rare videos learn to be scored from content, like new ones."""
+    user_id_min_events: int = 0
+    """Users with fewer training events than this use the unknown-user row instead of their own id."""
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.user_pooling not in ("mean", "attention"):
+            raise ValueError(f"user_pooling must be mean or attention, got {self.user_pooling!r}")
+        object.__setattr__(self, "modalities", tuple(self.modalities))  # JSON round trips give lists
+        if not self.modalities or set(self.modalities) - set(MODALITIES):
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        for name in (
+            "embedding_dim",
+            "id_dim",
+            "hidden_dim",
+            "max_history",
+            "epochs",
+            "batch_size",
+            "content_prior_dim",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
+        if not 0.0 <= self.user_id_dropout < 1.0:
+            raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
+        if self.early_stopping_patience < 0:
+            raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.uniform_negatives < 0 or self.id_dropout_frequency < 0 or self.user_id_min_events < 0:
+            raise ValueError("uniform_negatives, id_dropout_frequency and user_id_min_events must be >= 0")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")

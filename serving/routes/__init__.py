@@ -1,0 +1,23 @@
+"""The API's routes, one module per resource: ``recommendations`` (users), ``videos`` (similar),
+``popular``, ``events``, ``health``; ``common`` holds what they share (the live version, the item
+list, the one degraded answer)."""
+
+from fastapi import APIRouter, Depends
+
+from serving.auth import require_api_key
+from serving.metrics import Metrics
+from serving.online import OnlineScorers
+from serving.routes import events, health, popular, recommendations, videos
+from serving.routes.common import Context
+from serving.settings import Settings
+
+
+def build_router(settings: Settings, metrics: Metrics) -> tuple[APIRouter, APIRouter, recommendations.Recommend]:
+    """(the /v1 routes behind the API key, the health routes, the recommendations handler for
+    ``FastPath``)."""
+    ctx = Context(settings, metrics, OnlineScorers(settings.model_root))
+    recommend = recommendations.Recommend(ctx)
+    v1 = APIRouter(dependencies=[Depends(require_api_key(settings))])
+    for part in (recommendations.router(ctx, recommend), videos.router(ctx), popular.router(ctx), events.router(ctx)):
+        v1.include_router(part)
+    return v1, health.router(ctx), recommend
