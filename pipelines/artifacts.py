@@ -14,6 +14,7 @@ import numpy as np
 
 from pipelines.config import PipelineConfig
 from recsys.model import TwoTowerConfig, ensure_keras2
+from recsys.retrieval import Catalogue
 from recsys.scoring import ScoreLayout
 
 
@@ -37,12 +38,9 @@ class ExportedModel:
     birth_from_event: np.ndarray | None = None
     """[n_items] bool: the birth is the video's first training event (no publication time)."""
 
-    def item_vectors_at(self, now_s: float | None = None) -> np.ndarray:
-        """The item matrix with each item's freshness at ``now_s`` (default: ``reference_ts``)."""
-        now = self.reference_ts if now_s is None else now_s
-        if now is None:
-            return self.item_vectors
-        return self.layout.fold_freshness(self.item_vectors, self.item_birth, now, self.birth_from_event)
+    def catalogue(self) -> Catalogue:
+        """The item side of the score, for ``recsys.retrieval.rank``."""
+        return Catalogue(self.item_vectors, self.layout, self.item_birth, self.birth_from_event)
 
 
 def load_model(cfg: PipelineConfig, run_date: str) -> ExportedModel:

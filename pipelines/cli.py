@@ -28,14 +28,13 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _step(name: str) -> Callable[[argparse.Namespace], object]:
     def run(args: argparse.Namespace) -> object:
-        import importlib
+        from pipelines.nightly import run_nightly
 
-        cfg = _config(args)
         names = {"features": ("frame_features", "text_features")}.get(name, (name,))
         out = {}
         for n in names:
             t0 = time.perf_counter()
-            out[n] = importlib.import_module(f"pipelines.{n}").run(cfg, args.run_date)
+            out.update(run_nightly(_config(args), args.run_date, (n,)))
             print(f"[vidrec] {n} done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         return out
 
@@ -189,15 +188,8 @@ def _add_common(p: argparse.ArgumentParser, source_required: bool = True) -> Non
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from pipelines.options import add_cli_options
-
-    parser = argparse.ArgumentParser(
-        prog="vidrec", description="vidrec: video recommendations, raw video to served list"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """demo-data and import: sources in the data contract."""
     p = sub.add_parser("demo-data", help="write the synthetic demo source (real video files)")
     p.add_argument("--out", required=True)
     p.add_argument("--videos", type=int, default=160)
@@ -217,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_import)
 
+
+def _add_step_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """One command per nightly step (features runs both feature steps)."""
     for name, helptext in [
         ("ingest", "validate the source tables, quarantine bad rows"),
         ("features", "frame and text features"),
@@ -236,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--rollback", action="store_true", help="point live back at the previous version")
             p.set_defaults(func=cmd_publish, run_date=None)
+
+
+def _add_experiment_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """run, results, ablate, tune, report: whole runs and comparisons."""
+    from pipelines.options import add_cli_options
 
     p = sub.add_parser("run", help="the whole nightly flow in-process")
     _add_common(p)
@@ -272,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="compare.html", help="HTML file to write")
     q.set_defaults(func=cmd_report_compare)
 
+
+def _add_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """redis, serve, show: the serving side."""
+    from pipelines.options import add_cli_options
+
     p = sub.add_parser("redis", help="start (if none answers) or stop the project's own Redis")
     p.add_argument("action", choices=("start", "stop"))
     add_cli_options(p, ["redis_url"])
@@ -292,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api", default="http://127.0.0.1:8000")
     p.add_argument("-k", type=int, default=10)
     p.set_defaults(func=cmd_show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidrec", description="vidrec: video recommendations, raw video to served list"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_step_commands(sub)
+    _add_experiment_commands(sub)
+    _add_service_commands(sub)
     return parser
 
 

@@ -110,10 +110,29 @@ def _words(rng: np.random.Generator, topic: int, n: int, noise: float, num_topic
 def plan_demo_source(cfg: DemoConfig) -> DemoPlan:
     """Deterministic tables and render specs for ``cfg`` (same seed, same output)."""
     rng = np.random.default_rng(cfg.seed)
-    k = cfg.num_topics
+    topic_of, style_of, quality, release = _plan_videos(rng, cfg)
+    specs, video_rows, comment_rows = [], [], []
+    for i in range(cfg.num_videos):
+        spec, row, comments = _plan_video(rng, cfg, i, int(topic_of[i]), int(style_of[i]), int(release[i]))
+        specs.append(spec)
+        video_rows.append(row)
+        comment_rows.extend(comments)
+    event_rows = [
+        row for u in range(cfg.num_users) for row in _plan_user(rng, cfg, u, topic_of, style_of, quality, release)
+    ]
+    videos = pd.DataFrame(video_rows)
+    comments = pd.DataFrame(comment_rows, columns=["comment_id", "video_id", "text", "likes", "created_at"])
+    events = pd.DataFrame(event_rows)
+    if cfg.include_bad_rows:
+        videos, events = _add_bad_rows(videos, events, cfg)
+    return DemoPlan(videos=videos, comments=comments, events=events, specs=specs)
+
+
+def _plan_videos(rng: np.random.Generator, cfg: DemoConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(topic, style, quality, release time) of every video."""
+    k, n_styles = cfg.num_topics, cfg.num_styles
     topic_of = np.arange(cfg.num_videos) % k
     rng.shuffle(topic_of)
-    n_styles = cfg.num_styles
     style_of = np.empty(cfg.num_videos, np.int64)
     for t in range(k):  # every style equally often within every topic: style tells nothing of topic
         members = rng.permutation(np.flatnonzero(topic_of == t))
@@ -125,89 +144,93 @@ def plan_demo_source(cfg: DemoConfig) -> DemoPlan:
     # earlier views: there, only content can tell what a video is.
     span_s = cfg.days * 86400
     release = cfg.start_epoch_s + rng.integers(-span_s // 4, span_s - 2 * 86400, cfg.num_videos)
+    return topic_of, style_of, quality, release
 
-    specs, video_rows, comment_rows = [], [], []
-    for i in range(cfg.num_videos):
-        t, st = int(topic_of[i]), int(style_of[i])
-        vid = f"v{i:05d}"
-        specs.append(
-            VideoSpec(
-                video_id=vid,
-                topic=t,
-                style=st,
-                hue=int((st * 180 // n_styles + rng.integers(-6, 7)) % 180),
-                shape=SHAPES[st],
-                motion=MOTIONS[st],
-                speed=float(rng.uniform(0.6, 1.4)),
-                size_frac=float(rng.uniform(0.18, 0.32)),
-                phase=float(rng.uniform(0, 2 * np.pi)),
-            )
-        )
-        title = "" if rng.random() < 0.08 else " ".join([str(rng.choice(FILLER)), *_words(rng, t, 2, 0.15, k)])
-        description = "" if rng.random() < 0.3 else " ".join(_words(rng, t, int(rng.integers(5, 11)), 0.3, k))
-        tags = "|".join(_words(rng, t, 2, 0.2, k))
-        video_rows.append(
+
+def _plan_video(
+    rng: np.random.Generator, cfg: DemoConfig, i: int, t: int, st: int, release: int
+) -> tuple[VideoSpec, dict[str, object], list[dict[str, object]]]:
+    """One video's render spec, catalogue row and comments (its text drawn from its topic)."""
+    k, vid = cfg.num_topics, f"v{i:05d}"
+    spec = VideoSpec(
+        video_id=vid,
+        topic=t,
+        style=st,
+        hue=int((st * 180 // cfg.num_styles + rng.integers(-6, 7)) % 180),
+        shape=SHAPES[st],
+        motion=MOTIONS[st],
+        speed=float(rng.uniform(0.6, 1.4)),
+        size_frac=float(rng.uniform(0.18, 0.32)),
+        phase=float(rng.uniform(0, 2 * np.pi)),
+    )
+    title = "" if rng.random() < 0.08 else " ".join([str(rng.choice(FILLER)), *_words(rng, t, 2, 0.15, k)])
+    description = "" if rng.random() < 0.3 else " ".join(_words(rng, t, int(rng.integers(5, 11)), 0.3, k))
+    row = {
+        "video_id": vid,
+        "title": title,
+        "description": description,
+        "tags": "|".join(_words(rng, t, 2, 0.2, k)),
+        "category": TOPICS[t][0],
+        "duration_s": cfg.frames_per_video / cfg.frames_per_second,
+        "published_at": release,
+        "media_path": f"media/{vid}.mp4",
+    }
+    comments = []
+    for j in range(0 if rng.random() < 0.2 else int(rng.integers(1, 7))):
+        text = "" if rng.random() < 0.03 else " ".join(_words(rng, t, int(rng.integers(3, 9)), 0.35, k))
+        comments.append(
             {
+                "comment_id": f"{vid}-c{j}",
                 "video_id": vid,
-                "title": title,
-                "description": description,
-                "tags": tags,
-                "category": TOPICS[t][0],
-                "duration_s": cfg.frames_per_video / cfg.frames_per_second,
-                "published_at": int(release[i]),
-                "media_path": f"media/{vid}.mp4",
+                "text": text,
+                "likes": int(rng.poisson(3)),
+                "created_at": cfg.start_epoch_s + int(rng.integers(0, cfg.days * 86400)),
             }
         )
-        n_comments = 0 if rng.random() < 0.2 else int(rng.integers(1, 7))
-        for j in range(n_comments):
-            text = "" if rng.random() < 0.03 else " ".join(_words(rng, t, int(rng.integers(3, 9)), 0.35, k))
-            comment_rows.append(
-                {
-                    "comment_id": f"{vid}-c{j}",
-                    "video_id": vid,
-                    "text": text,
-                    "likes": int(rng.poisson(3)),
-                    "created_at": cfg.start_epoch_s + int(rng.integers(0, cfg.days * 86400)),
-                }
-            )
+    return spec, row, comments
 
-    event_rows = []
-    for u in range(cfg.num_users):
-        pref_topic = rng.dirichlet(np.full(k, 0.25))
-        pref_style = rng.dirichlet(np.full(n_styles, 0.3))
-        fit = pref_topic[topic_of] * pref_style[style_of]  # how well each video suits this user
-        n = int(rng.integers(cfg.min_events_per_user, cfg.max_events_per_user + 1))
-        times = np.sort(cfg.start_epoch_s + rng.integers(0, span_s, n))
-        unseen = np.ones(cfg.num_videos, bool)
-        for ts in times:
-            age_days = (ts - release) / 86400.0
-            open_ = unseen & (age_days >= 0)
-            if not open_.any():
-                continue
-            fresh = np.exp(-np.clip(age_days, 0, None) / cfg.freshness_days)
-            w = quality * fresh * open_ * (1.0 if rng.random() < cfg.off_taste_rate else fit)
-            if w.sum() <= 0:
-                w = quality * fresh * open_
-            v = int(rng.choice(cfg.num_videos, p=w / w.sum()))
-            unseen[v] = False
-            affinity = 0.5 * pref_topic[topic_of[v]] + 0.5 * pref_style[style_of[v]]
-            completion = float(np.clip(rng.beta(2 + 6 * affinity, 2), 0.02, 1.0))
-            event_rows.append(
-                {
-                    "user_id": f"u{u:05d}",
-                    "video_id": f"v{v:05d}",
-                    "ts": int(ts),
-                    "watch_seconds": round(completion * cfg.frames_per_video / cfg.frames_per_second, 2),
-                    "event": "view",
-                }
-            )
 
-    videos = pd.DataFrame(video_rows)
-    comments = pd.DataFrame(comment_rows, columns=["comment_id", "video_id", "text", "likes", "created_at"])
-    events = pd.DataFrame(event_rows)
-    if cfg.include_bad_rows:
-        videos, events = _add_bad_rows(videos, events, cfg)
-    return DemoPlan(videos=videos, comments=comments, events=events, specs=specs)
+def _plan_user(
+    rng: np.random.Generator,
+    cfg: DemoConfig,
+    u: int,
+    topic_of: np.ndarray,
+    style_of: np.ndarray,
+    quality: np.ndarray,
+    release: np.ndarray,
+) -> list[dict[str, object]]:
+    """One user's watches: a taste for topics and styles, videos drawn by fit x quality x
+    freshness among those already uploaded and not yet seen (now and then off taste)."""
+    pref_topic = rng.dirichlet(np.full(cfg.num_topics, 0.25))
+    pref_style = rng.dirichlet(np.full(cfg.num_styles, 0.3))
+    fit = pref_topic[topic_of] * pref_style[style_of]  # how well each video suits this user
+    n = int(rng.integers(cfg.min_events_per_user, cfg.max_events_per_user + 1))
+    times = np.sort(cfg.start_epoch_s + rng.integers(0, cfg.days * 86400, n))
+    unseen = np.ones(cfg.num_videos, bool)
+    rows = []
+    for ts in times:
+        age_days = (ts - release) / 86400.0
+        open_ = unseen & (age_days >= 0)
+        if not open_.any():
+            continue
+        fresh = np.exp(-np.clip(age_days, 0, None) / cfg.freshness_days)
+        w = quality * fresh * open_ * (1.0 if rng.random() < cfg.off_taste_rate else fit)
+        if w.sum() <= 0:
+            w = quality * fresh * open_
+        v = int(rng.choice(cfg.num_videos, p=w / w.sum()))
+        unseen[v] = False
+        affinity = 0.5 * pref_topic[topic_of[v]] + 0.5 * pref_style[style_of[v]]
+        completion = float(np.clip(rng.beta(2 + 6 * affinity, 2), 0.02, 1.0))
+        rows.append(
+            {
+                "user_id": f"u{u:05d}",
+                "video_id": f"v{v:05d}",
+                "ts": int(ts),
+                "watch_seconds": round(completion * cfg.frames_per_video / cfg.frames_per_second, 2),
+                "event": "view",
+            }
+        )
+    return rows
 
 
 def _add_bad_rows(videos: pd.DataFrame, events: pd.DataFrame, cfg: DemoConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -26,9 +26,9 @@ from pipelines.config import PipelineConfig, write_json
 from pipelines.report import write_html
 from recsys import baselines
 from recsys.baselines import Scorer
-from recsys.metrics import beyond_accuracy, evaluate_rankings, paired_bootstrap, per_user_ndcg, topk_with_exclusions
+from recsys.metrics import beyond_accuracy, evaluate_rankings, paired_bootstrap, per_user_ndcg
 from recsys.model import last_history
-from recsys.scoring import freshness_adder
+from recsys.retrieval import rank
 from recsys.split import evaluation_targets, validation_split
 
 log = logging.getLogger(__name__)
@@ -185,12 +185,8 @@ def new_user_cohort(
     hist = np.full((len(histories), model.config.max_history), len(ds.items), np.int64)
     hist[:, -1] = [h[0] for h in histories]
     vecs = tower.item_to_item(hist)
-    add = freshness_adder(model.layout, np.asarray(times), model.item_birth, model.birth_from_event)
-    out = {
-        "two_tower": evaluate_rankings(
-            topk_with_exclusions(vecs, model.item_vectors, k, exclude, add_scores=add)[0], relevant, k
-        )
-    }
+    ranked = rank(vecs, model.catalogue(), k, exclude, now=np.asarray(times))[0]
+    out = {"two_tower": evaluate_rankings(ranked, relevant, k)}
     for name, scorer in history_scorers.items():
         out[name] = evaluate_rankings(scorer(histories, exclude, k), relevant, k)  # type: ignore[operator]
     if "popularity" in out:
@@ -329,8 +325,7 @@ def evaluate_model(
 
     def model_scorer(u: np.ndarray, excl: list[np.ndarray], k: int) -> np.ndarray:
         vecs = model.user_tower(hist[u], u.astype(np.int32), weight[u])
-        add = freshness_adder(model.layout, now[u], model.item_birth, model.birth_from_event)
-        return topk_with_exclusions(vecs, model.item_vectors, k, excl, add_scores=add)[0]
+        return rank(vecs, model.catalogue(), k, excl, now=now[u])[0]
 
     train_counts = np.bincount(split.train["item_idx"].to_numpy(), minlength=len(ds.items)).astype(np.float64)
     fit_on, n_users, n_items = split.train, len(ds.users), len(ds.items)

@@ -27,22 +27,10 @@ from cache.packed import VocabBytes
 from cache.writer import PublishError, TopK, TopKMatrix, publish_version
 from pipelines import artifacts, fitting, frame_features, ingest
 from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
-from recsys.metrics import topk_with_exclusions
 from recsys.model import last_history
+from recsys.retrieval import rank, top_k
 
 log = logging.getLogger(__name__)
-
-
-def batch_topk(
-    queries: np.ndarray, items: np.ndarray, k: int, exclude: list[np.ndarray], ann_min_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact blocked top-k, or the faiss IVF index once the catalogue has ``ann_min_items`` videos."""
-    if len(items) >= ann_min_items:
-        from recsys.ann import IVFIndex
-
-        log.info("catalogue of %d videos >= %d: approximate top-k (faiss IVF)", len(items), ann_min_items)
-        return IVFIndex(items).search(queries, k, exclude)
-    return topk_with_exclusions(queries, items, k, exclude)
 
 
 def score_users(
@@ -75,9 +63,10 @@ def score_users(
     vectors = model.user_tower(hist[active], active.astype(np.int32), weight[active])
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d(watched[a], blocked) for a in active]
-    # Freshness as of the latest event known: the lists serve from now until the next publish.
-    items = model.item_vectors_at(float(events["ts"].max()) if len(events) else None)
-    idx, scores = batch_topk(vectors, items, k, exclude, ann_min_items)
+    # Freshness as of the latest event known (else the model's reference time): the lists serve
+    # from now until the next publish.
+    at = float(events["ts"].max()) if len(events) else model.reference_ts
+    idx, scores = rank(vectors, model.catalogue(), k, exclude, at=at, ann_min_items=ann_min_items)
     return TopKMatrix([model.users[a] for a in active], VocabBytes(model.items), idx, scores)
 
 
@@ -90,7 +79,7 @@ def similar_items(
     blocked = np.array(sorted(iidx[v] for v in unavailable if v in iidx), dtype=np.int64)
     exclude = [np.union1d([i], blocked) for i in range(len(model.items))]
     vectors = model.layout.similarity_vectors(model.item_vectors)
-    idx, scores = batch_topk(vectors, vectors, k, exclude, ann_min_items)
+    idx, scores = top_k(vectors, vectors, k, exclude, ann_min_items=ann_min_items)
     return TopKMatrix(list(model.items), VocabBytes(model.items), idx, scores)
 
 

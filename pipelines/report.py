@@ -244,41 +244,43 @@ def projection_svg(item_vectors: np.ndarray, categories: list[str], limit: int =
     return scatter(x @ vt[:2].T, labels, f"Item embeddings, PCA (n={len(rows)}), coloured by category")
 
 
-def render_html(
-    report: dict,  # type: ignore[type-arg]
-    videos: dict[str, dict],  # type: ignore[type-arg]
-    item_vectors: np.ndarray | None,
-    items: list[str],
-    fusion: dict | None,  # type: ignore[type-arg]
-    ablation: dict | None,  # type: ignore[type-arg]
-) -> str:
-    metrics = report["metrics"]
-    models = _models(metrics)
-    curves = {
-        name: line_chart(
-            {m: [(k, metrics[m].get(f"{name}@{k}")) for k in K_VALUES] for m in models}, f"{name.capitalize()}@K"
-        )
-        for name in ("recall", "ndcg")
-    }
-    cohorts = report.get("cohorts") or {}
-    cohort_names = list(cohorts)
-    cohort_chart = bar_chart(
-        [f"{c} ({next(iter(cohorts[c].values()))['users']})" for c in cohort_names],
-        {m: [cohorts[c].get(m, {}).get("ndcg@10", float("nan")) for c in cohort_names] for m in models},
+def cohorts_section(cohorts: dict, models: list[str]) -> str:  # type: ignore[type-arg]
+    """The cohort chart and table (NDCG@10 per cohort and model)."""
+    names = list(cohorts)
+    chart = bar_chart(
+        [f"{c} ({next(iter(cohorts[c].values()))['users']})" for c in names],
+        {m: [cohorts[c].get(m, {}).get("ndcg@10", float("nan")) for c in names] for m in models},
         "NDCG@10 by cohort (users)",
     )
-    coverage = bar_chart(["coverage@10"], {m: [metrics[m]["coverage@10"]] for m in models}, "Catalogue coverage@10")
-    popularity = bar_chart(
-        ["popularity@10"],
-        {m: [metrics[m]["popularity@10"]] for m in models},
-        "Mean training views of recommended videos",
+    rows = "".join(
+        f"<tr><td>{_esc(c)}</td>"
+        + "".join(f"<td>{_fmt(cohorts[c].get(m, {}).get('ndcg@10'))}</td>" for m in models)
+        + "</tr>"
+        for c in names
     )
-    training = report.get("training") or {}
+    return f"""<div class="charts">{chart}</div>
+<table><tr><th>cohort: NDCG@10</th>{"".join(f"<th>{_esc(m)}</th>" for m in models)}</tr>{rows}</table>"""
+
+
+def training_section(training: dict) -> str:  # type: ignore[type-arg]
+    """Epochs, the early-stopping choice and the refit, with the loss and validation curves."""
     loss = training.get("loss") or []
     val = training.get("val_ndcg@10") or []
-    train_charts = line_chart({"training loss": list(enumerate(loss, 1))}, "Training loss per epoch")
+    charts = line_chart({"training loss": list(enumerate(loss, 1))}, "Training loss per epoch")
     if val:
-        train_charts += line_chart({"validation NDCG@10": list(enumerate(val, 1))}, "Validation NDCG@10 per epoch")
+        charts += line_chart({"validation NDCG@10": list(enumerate(val, 1))}, "Validation NDCG@10 per epoch")
+    refit = (
+        f"; then refit on all training events for {training['refit_epochs']} epochs (the loss curve is the refit's)"
+        if training.get("refit_epochs")
+        else ""
+    )
+    return f"""<p>{training.get("epochs_run", "?")} epochs run, best epoch {training.get("best_epoch", "?")} by validation NDCG@10
+({training.get("validation_users", 0)} users' last training events held out){refit}.</p>
+<div class="charts">{charts}</div>"""
+
+
+def fusion_section(fusion: dict | None, ablation: dict | None) -> str:  # type: ignore[type-arg]
+    """The learned modality weights (weighted_sum, attention) and the ablation table, if any."""
     weights = (fusion or {}).get("mean_modality_weights")
     fusion_html = (
         bar_chart(list(weights), {"weight": list(weights.values())}, f"Learned modality weights ({fusion['fusion']})")
@@ -297,15 +299,34 @@ def render_html(
             "<table><tr><th>fusion</th><th>item-tower inputs</th><th>recall@10</th><th>ndcg@10</th>"
             f"<th>cold-video ndcg@10</th></tr>{rows}</table>"
         )
+    return f'<div class="charts">{fusion_html}</div>\n{ablation_html}'
+
+
+def render_html(
+    report: dict,  # type: ignore[type-arg]
+    videos: dict[str, dict],  # type: ignore[type-arg]
+    item_vectors: np.ndarray | None,
+    items: list[str],
+    fusion: dict | None,  # type: ignore[type-arg]
+    ablation: dict | None,  # type: ignore[type-arg]
+) -> str:
+    metrics = report["metrics"]
+    models = _models(metrics)
+    curves = "".join(
+        line_chart(
+            {m: [(k, metrics[m].get(f"{name}@{k}")) for k in K_VALUES] for m in models}, f"{name.capitalize()}@K"
+        )
+        for name in ("recall", "ndcg")
+    )
+    coverage = bar_chart(["coverage@10"], {m: [metrics[m]["coverage@10"]] for m in models}, "Catalogue coverage@10")
+    popularity = bar_chart(
+        ["popularity@10"],
+        {m: [metrics[m]["popularity@10"]] for m in models},
+        "Mean training views of recommended videos",
+    )
     projection = ""
     if item_vectors is not None and len(items) == len(item_vectors):
         projection = projection_svg(item_vectors, [videos.get(v, {}).get("category", "") for v in items])
-    cohort_rows = "".join(
-        f"<tr><td>{_esc(c)}</td>"
-        + "".join(f"<td>{_fmt(cohorts[c].get(m, {}).get('ndcg@10'))}</td>" for m in models)
-        + "</tr>"
-        for c in cohort_names
-    )
     cfg = report.get("model_config") or {}
     title = f"vidrec evaluation: {report['data_source']} ({report['protocol']})"
     return f"""<!DOCTYPE html>
@@ -313,35 +334,23 @@ def render_html(
 <body>
 <h1>{_esc(title)}</h1>
 <p>Model version <b>{_esc(report["model_version"])}</b>, run date {_esc(report["run_date"])}. Data set
-<code>{_esc(report["data_source"])}</code>. Protocol <b>{_esc(report["protocol"])}</b>: {
-        _esc(report["protocol_detail"])
-    }.
+<code>{_esc(report["data_source"])}</code>. Protocol <b>{_esc(report["protocol"])}</b>: {_esc(report["protocol_detail"])}.
 Users evaluated: <b>{report["users_evaluated"]}</b> of {report["users_total"]}; train events {report["train_events"]},
 test events {report["test_events"]}. Each cell is the mean over evaluated users ± its standard error.</p>
 <h2>Model and baselines</h2>
 <div class="wide">{metrics_table(report)}</div>
 <p class="muted">two_tower settings: {_esc(", ".join(f"{k}={v}" for k, v in cfg.items()))}</p>
-<div class="charts">{curves["recall"]}{curves["ndcg"]}</div>
+<div class="charts">{curves}</div>
 <h2>Cohorts</h2>
-<div class="charts">{cohort_chart}</div>
-<table><tr><th>cohort: NDCG@10</th>{"".join(f"<th>{_esc(m)}</th>" for m in models)}</tr>{cohort_rows}</table>
+{cohorts_section(report.get("cohorts") or {}, models)}
 <p class="muted">cold_videos: only test videos with no training event count as relevant; light/heavy users:
 bottom/top third of evaluated users by training events.</p>
 <h2>Coverage and popularity bias</h2>
 <div class="charts">{coverage}{popularity}</div>
 <h2>Training</h2>
-<p>{training.get("epochs_run", "?")} epochs run, best epoch {training.get("best_epoch", "?")} by validation NDCG@10
-({training.get("validation_users", 0)} users' last training events held out){
-        "; then refit on all training events for "
-        + str(training["refit_epochs"])
-        + " epochs (the loss curve is the refit's)"
-        if training.get("refit_epochs")
-        else ""
-    }.</p>
-<div class="charts">{train_charts}</div>
+{training_section(report.get("training") or {})}
 <h2>Fusion and modality ablation</h2>
-<div class="charts">{fusion_html}</div>
-{ablation_html}
+{fusion_section(fusion, ablation)}
 <h2>Item embeddings</h2>
 <div class="charts">{projection}</div>
 <h2>Example users</h2>

@@ -23,7 +23,8 @@ import numpy as np
 from recsys.model.config import TwoTowerConfig, ensure_keras2
 from recsys.model.data import ItemContent, TrainingExamples, ValidationSet, layout_of
 from recsys.model.towers import build_towers, item_matrix
-from recsys.scoring import FRESHNESS_BUCKETS, FRESHNESS_HOURS, ScoreLayout, freshness_adder
+from recsys.retrieval import Catalogue, rank
+from recsys.scoring import FRESHNESS_BUCKETS, FRESHNESS_HOURS, ScoreLayout
 
 ensure_keras2()
 import tensorflow as tf  # noqa: E402  (after ensure_keras2: TFRS needs Keras 2)
@@ -70,11 +71,8 @@ class TrainedModel:
         k: int,
         now: np.ndarray | None = None,
     ) -> np.ndarray:
-        from recsys.metrics import topk_with_exclusions
-
-        vecs = self.user_vectors(history, user, weight)
-        add = freshness_adder(self.layout, now, self.item_birth, self.birth_from_event)
-        return topk_with_exclusions(vecs, self.item_matrix(), k, exclude, add_scores=add)[0]
+        catalogue = Catalogue(self.item_matrix(), self.layout, self.item_birth, self.birth_from_event)
+        return rank(self.user_vectors(history, user, weight), catalogue, k, exclude, now=now)[0]
 
 
 @dataclass
