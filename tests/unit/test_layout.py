@@ -150,3 +150,20 @@ def test_nothing_heavy_is_reachable_from_the_api_at_import_time(entry):
                 todo.append(dep)
     assert not heavy, heavy
     assert "serving.store" in seen or entry != "serving.app"  # the walk did reach the app's modules
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function that long holds several jobs; split it (docs/architecture.md)."""
+    long = []
+    for mod, path in MODULES.items():
+        if mod.split(".")[0] == "dags":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "\n".join(long)
