@@ -98,3 +98,11 @@ def test_header_only_events_table_ingests_to_no_events(tmp_path):
     out = ingest_tables(*tables, tmp_path, 2_000_000_000)
     assert len(out.events) == 0 and out.events["completion"].dtype == np.float64
     assert out.summary() == {"videos": 1, "comments": 0, "events": 0, "quarantined": 0}
+
+
+def test_the_api_checks_ids_with_the_contracts_pattern():
+    """serving/schemas.py repeats the pattern (recsys.contract imports pandas, the API must not)."""
+    from recsys.contract import ID_PATTERN
+    from serving.schemas import ID_REGEX
+
+    assert ID_REGEX == ID_PATTERN.pattern
