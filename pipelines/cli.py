@@ -174,7 +174,7 @@ STEP_OPTIONS = (
     "source", "workdir", "namespace", "redis_url", "image_encoder", "image_runtime", "text_encoder", "strategy",
     "num_frames", "frames_per_second", "frame_shards", "fusion", "modalities", "user_pooling",
     "completion_weighting", "early_stopping_patience", "epochs", "temperature", "learning_rate", "max_history",
-    "tune_seconds", "protocol",
+    "tune_seconds", "protocol", "land_events",
 )  # fmt: skip
 
 

@@ -73,6 +73,9 @@ class PipelineConfig:
     """How far below the live model's gate_metric a new model may be and still be published."""
     version_grace_seconds: int = 3600
     """Versions older than the previous one are UNLINKed once published this long ago."""
+    land_events: bool = True
+    """Ingest also lands the events posted to the API (the Redis stream, ``pipelines.landing``) and
+    trains on them with the source's; without Redis it goes on with what was landed before."""
     tune_seconds: float = 150.0
     """Before training, choose the model settings that matter (temperature, whether to use video
     ids, id dropout by frequency, learning rate) on the validation events within about this many

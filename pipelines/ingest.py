@@ -69,17 +69,46 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, int]:
     result = ingest_tables(
         tables["videos"], tables["comments"], tables["events"], cfg.source.resolve(), run_date_end_epoch_s(run_date)
     )
+    result, landed = with_landed_events(cfg, run_date, result)
     out = cfg.partition(run_date, "ingest")
     write_parquet(out / "videos.parquet", result.videos)
     write_parquet(out / "comments.parquet", result.comments)
     write_parquet(out / "events.parquet", result.events)
     write_parquet(out / "quarantine.parquet", result.quarantine.astype(str))
-    summary = result.summary()
+    summary = {**result.summary(), **landed}
     write_json(out / "summary.json", summary)
     for _, row in result.quarantine.iterrows():
         log.warning("quarantined %s row %s (%s): %s", row["table"], row["row"], row["key"], row["reason"])
     log.info("ingest %s: %s", run_date, summary)
     return summary
+
+
+def with_landed_events(
+    cfg: PipelineConfig, run_date: str, source: ValidatedSource
+) -> tuple[ValidatedSource, dict[str, object]]:
+    """The source's events and the events posted to the API (landed now when ``cfg.land_events``,
+    and before), each event once: by ``event_id`` where it has one, else by all its fields."""
+    from pipelines import landing
+
+    counts: dict[str, object] = {}
+    if cfg.land_events:
+        try:
+            got = landing.land_stream(cfg, set(source.videos["video_id"]))
+            counts.update({f"stream_{k}": v for k, v in got.items()})
+        except Exception as exc:  # Redis down or unreachable: train on what was landed before
+            log.warning("events stream not landed (%s: %s); using the events landed before", type(exc).__name__, exc)
+            counts["stream_error"] = f"{type(exc).__name__}: {exc}"
+    landed = landing.load_landed(cfg, run_date_end_epoch_s(run_date))
+    if landed.empty:
+        return source, counts
+    known = landed["video_id"].isin(set(source.videos["video_id"]))
+    counts["landed_events"], counts["landed_unknown_video"] = int(known.sum()), int((~known).sum())
+    both = pd.concat([source.events, derive_completion(landed[known], source.videos)], ignore_index=True)
+    with_id = both[both["event_id"] != ""].drop_duplicates("event_id")
+    without_id = both[both["event_id"] == ""]
+    events = pd.concat([with_id, without_id]).drop_duplicates(["user_id", "video_id", "ts", "event"])
+    events = events.sort_values(["ts", "user_id", "video_id"], kind="stable").reset_index(drop=True)
+    return ValidatedSource(source.videos, source.comments, events, source.quarantine), counts
 
 
 def load(cfg: PipelineConfig, run_date: str) -> ValidatedSource:

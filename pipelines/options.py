@@ -84,6 +84,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("protocol", "pipeline", "Evaluation split shared by dataset, train and evaluate", choices=PROTOCOLS),
     Option("tune_seconds", "pipeline", "Seconds to choose model settings on validation before training (0: train as given)", minimum=0, maximum=86400),
     Option("publish_gate", "pipeline", "Hold back a model worse than the live one on NDCG@10"),
+    Option("land_events", "pipeline", "Ingest also lands the events posted to the API (Redis stream)"),
     Option("strategy", "sampling", "Frame sampling", choices=("uniform", "fps", "scene"), flag="--sampling"),
     Option("num_frames", "sampling", "Frames per video (uniform sampling)", minimum=1, maximum=1024, flag="--frames"),
     Option("frames_per_second", "sampling", "Frames per second (fps sampling)", minimum=0, above_minimum=True, flag="--fps"),

@@ -32,7 +32,7 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
         "cover_path",
     ),
     "comments": ("comment_id", "created_at", "likes"),
-    "events": ("watch_seconds", "completion", "event"),
+    "events": ("watch_seconds", "completion", "event", "event_id"),
 }
 QUARANTINE_COLUMNS = ("table", "row", "key", "reason", "raw")
 
@@ -168,6 +168,9 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
             "watch_seconds": watch[ok].astype("float64"),
             "completion": completion[ok].astype("float64"),
             "event": _text(_column(df, "event")[ok]).replace("", "view"),
+            # A unique id where the event came with one (the API's stream entry id): duplicates
+            # of one event (a rerun, a replay) are dropped by it when sources are unioned.
+            "event_id": _text(_column(df, "event_id")[ok]),
         }
     )
     valid = valid.sort_values(["ts", "user_id", "video_id"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,163 @@
+"""Events posted to the API, landed for training exactly once.
+
+``POST /v1/events`` appends each event to the stream ``vidrec:{ns}:events``. ``land_stream``
+reads it through the consumer group ``vidrec-ingest`` and, per batch of entries:
+
+1. validates the events with the data contract (``recsys.contract.validate_events``; the stream
+   entry id becomes the event's ``event_id``); bad ones go to ``<workdir>/events/quarantine/``
+   with the reason;
+2. writes the valid ones as Parquet under ``<workdir>/events/date=YYYY-MM-DD/`` (the day of each
+   event's ``ts``, UTC), one file per batch named by the batch's first and last entry ids,
+   written to a temporary file, flushed to disk and renamed;
+3. only then acknowledges the batch (``XACK``).
+
+A crash between 2 and 3 leaves the batch pending in the group: the next run reads this consumer's
+pending entries first (``XREADGROUP ... 0``), lands them again under the same file names, and
+acknowledges them. Readers (``load_landed``) drop duplicate ``event_id``s, so an event landed twice
+under different batch boundaries still counts once.
+
+Trimming: the API caps the stream with ``XADD MAXLEN ~ events_stream_maxlen`` (memory safety:
+events beyond it between two landings are lost, so size it above the events of a day). Landing
+trims what every consumer group has acknowledged (``XTRIM MINID`` at the oldest entry some group
+still needs: its oldest pending entry, else the entry after its last delivered one), never an
+entry a group has not acknowledged. The summary reports the group's lag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cache import keys
+from pipelines.config import PipelineConfig
+from recsys.contract import validate_events
+
+log = logging.getLogger(__name__)
+
+GROUP = "vidrec-ingest"
+CONSUMER = "ingest"  # one nightly ingest at a time: one consumer, whose pending entries it owns
+BATCH = 10_000
+
+
+def landed_dir(cfg: PipelineConfig) -> Path:
+    return cfg.workdir / "events"
+
+
+def _stream_id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _durable_parquet(path: Path, df: pd.DataFrame) -> None:
+    """Write, flush to disk, rename, flush the folder: after this returns the file survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def land_batch(cfg: PipelineConfig, entries: list[tuple[bytes, dict[bytes, bytes]]], video_ids: set[str]) -> dict:  # type: ignore[type-arg]
+    """Validate one batch of stream entries and write it (not yet acknowledged); returns counts."""
+    rows = [{k.decode(): v.decode() for k, v in fields.items()} | {"event_id": sid.decode()} for sid, fields in entries]
+    raw = pd.DataFrame(rows)
+    for column in ("user_id", "video_id", "ts"):  # a malformed entry may lack one: quarantined, not lost
+        if column not in raw:
+            raw[column] = None
+    valid, quarantine = validate_events(raw, video_ids)
+    name = f"part-{entries[0][0].decode()}-{entries[-1][0].decode()}.parquet"
+    days = pd.to_datetime(valid["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+    for day, part in valid.groupby(days):
+        _durable_parquet(landed_dir(cfg) / f"date={day}" / name, part.reset_index(drop=True))
+    if len(quarantine):
+        _durable_parquet(landed_dir(cfg) / "quarantine" / name, quarantine.astype(str))
+        for _, row in quarantine.iterrows():
+            log.warning("quarantined posted event %s: %s", row["raw"], row["reason"])
+    return {"landed": len(valid), "quarantined": len(quarantine)}
+
+
+def ack(client, stream: str, ids: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    client.xack(stream, GROUP, *ids)
+
+
+def land_stream(cfg: PipelineConfig, video_ids: set[str], batch: int = BATCH) -> dict[str, object]:
+    """Land every event in the stream not yet acknowledged by the group; see the module doc."""
+    import redis
+
+    from pipelines.publish import connect
+
+    client = connect(cfg)
+    stream = keys.events_stream_key(cfg.namespace)
+    try:
+        client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    counts = {"read": 0, "landed": 0, "quarantined": 0, "redelivered": 0}
+    # This consumer's pending entries first (landed or not before a crash), then new ones.
+    for start in ("0", ">"):
+        after = start
+        while True:
+            reply = client.xreadgroup(GROUP, CONSUMER, {stream: after}, count=batch)
+            delivered = reply[0][1] if reply else []
+            if not delivered:
+                break
+            # A pending entry trimmed since it was delivered comes back without fields: nothing to land.
+            entries = [(sid, fields) for sid, fields in delivered if fields]
+            got = land_batch(cfg, entries, video_ids) if entries else {"landed": 0, "quarantined": 0}
+            ack(client, stream, [sid for sid, _ in delivered])
+            counts["read"] += len(entries)
+            counts["redelivered"] += len(entries) if start == "0" else 0
+            counts["landed"] += got["landed"]
+            counts["quarantined"] += got["quarantined"]
+            after = delivered[-1][0].decode() if start == "0" else ">"
+    counts.update(trim_acknowledged(client, stream))
+    client.close()
+    log.info("landed the events stream %s: %s", stream, counts)
+    return counts
+
+
+def trim_acknowledged(client, stream: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """XTRIM MINID at the oldest entry some consumer group still needs; returns what was done."""
+    bounds = []
+    lag = None
+    for group in client.xinfo_groups(stream):
+        name = group["name"]
+        if group["pending"]:
+            bounds.append(_stream_id(client.xpending(stream, name)["min"]))
+        else:  # everything delivered is acknowledged: keep the entries after the last delivered
+            ms, seq = _stream_id(group["last-delivered-id"])
+            bounds.append((ms, seq + 1))
+        if (name.decode() if isinstance(name, bytes) else name) == GROUP:
+            lag = group.get("lag")
+    if not bounds:
+        return {"trimmed": 0, "lag": lag}
+    ms, seq = min(bounds)
+    return {"trimmed": int(client.xtrim(stream, minid=f"{ms}-{seq}")), "lag": lag}
+
+
+def load_landed(cfg: PipelineConfig, end_epoch_s: int) -> pd.DataFrame:
+    """Every landed event before ``end_epoch_s``, each ``event_id`` once (empty: no file yet)."""
+    last_day = dt.datetime.fromtimestamp(end_epoch_s, dt.UTC).strftime("%Y-%m-%d")
+    files = sorted(
+        f
+        for d in landed_dir(cfg).glob("date=*")
+        if d.name.removeprefix("date=") <= last_day
+        for f in d.glob("part-*.parquet")
+    )
+    if not files:
+        return pd.DataFrame()
+    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    events = events[events["ts"] < end_epoch_s]
+    return events.drop_duplicates("event_id", keep="first").reset_index(drop=True)
