@@ -38,6 +38,14 @@ _OK = b"+OK\r\n"
 Buffer = bytes | memoryview | np.ndarray  # what socket.sendall takes
 
 
+def connect(url: str):  # type: ignore[no-untyped-def]
+    """The offline side's Redis client (redis-py; bounded connect and read timeouts): publish,
+    landing, the refresher."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+
 class PublishError(RuntimeError):
     """The new version could not be written or verified; the live pointer was not moved."""
 
@@ -347,3 +355,21 @@ def rollback(client, ns: str) -> dict[str, object]:  # type: ignore[no-untyped-d
             log.warning("rolled %s back from %s to %s", ns, live, candidate)
             return {"namespace": ns, "from": live, "to": candidate}
     raise PublishError(f"no earlier version of {ns} is still in Redis to roll back to (live: {live})")
+
+
+_WRITE_IF_LIVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl <= 0 then return -2 end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[i - 1], 'PX', ttl) end
+return #KEYS - 2
+"""
+
+
+def write_if_live(client, ns: str, version: str, lists: dict[str, bytes]) -> int:  # type: ignore[no-untyped-def]
+    """SET each user's encoded list into ``version``, expiring with the version (its meta key's
+    remaining TTL), in one script: atomically, and only while ``version`` is live, so a publish
+    that flipped the pointer meanwhile is never undone. Returns the lists written, -1 when
+    ``version`` is no longer live, -2 when its meta key is gone (the version expired)."""
+    names = [keys.live_key(ns), keys.meta_key(ns, version)] + [keys.user_key(ns, version, u) for u in lists]
+    return int(client.eval(_WRITE_IF_LIVE, len(names), *names, version, *lists.values()))

@@ -106,6 +106,19 @@ def cmd_report_html(args: argparse.Namespace) -> object:
     return {"written": str(write_html(cfg, args.run_date, report))}
 
 
+def cmd_report_online(args: argparse.Namespace) -> object:
+    from pipelines.config import PipelineConfig
+    from pipelines.landing import online_report
+
+    report = online_report(PipelineConfig(source=Path("."), workdir=Path(args.workdir)), args.since, args.until)
+    print(f"{report['watches']} watches landed {args.since}..{args.until or 'latest'}")
+    print(f"{'version':<22} {'recommended':>11} {'of watches':>10} {'rate':>7}  by source")
+    for r in report["versions"]:
+        print(f"{r['version']:<22} {r['recommended_watches']:>11} {r['watches_those_days']:>10} "
+              f"{r['recommended_watch_rate']:>7.2%}  {r['by_source']}")  # fmt: skip
+    return None
+
+
 def cmd_report_compare(args: argparse.Namespace) -> object:
     from pipelines.report import compare, compare_html, format_compare, load_report
 
@@ -147,6 +160,22 @@ def cmd_serve(args: argparse.Namespace) -> object:
         **uvicorn_options(),
     )
     return None
+
+
+def cmd_refresher(args: argparse.Namespace) -> object:
+    """Refresh users' lists from their new watches until SIGTERM or Ctrl-C (pipelines/refresher.py)."""
+    import signal
+    import threading
+
+    from pipelines.refresher import Refresher
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    refresher = Refresher(_config(args))
+    try:
+        return refresher.run(stop)
+    except KeyboardInterrupt:
+        return refresher.counts
 
 
 def cmd_show(args: argparse.Namespace) -> object:
@@ -266,6 +295,11 @@ def _add_experiment_commands(sub: argparse._SubParsersAction) -> None:  # type: 
     q.add_argument("--run-date", default=dt.date.today().isoformat())
     q.add_argument("--source", default=".", help="only for the config; titles come from the ingest partition")
     q.set_defaults(func=cmd_report_html)
+    q = rsub.add_parser("online", help="watches of recommended videos by model version, from the landed events")
+    add_cli_options(q, ["workdir"])
+    q.add_argument("--since", required=True, help="first day, YYYY-MM-DD")
+    q.add_argument("--until", default=None, help="last day, YYYY-MM-DD (default: the latest landed)")
+    q.set_defaults(func=cmd_report_online)
     q = rsub.add_parser("compare", help="two runs side by side, differences highlighted")
     q.add_argument("a", help="report.json (or the evaluate folder holding it) of run A")
     q.add_argument("b", help="report.json (or the evaluate folder holding it) of run B")
@@ -290,6 +324,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     add_cli_options(p, ["namespace"])
     add_cli_options(p, ["redis_url"])
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("refresher", help="refresh users' lists seconds after their new watches (runs until stopped)")
+    add_cli_options(p, ["source", "workdir", "namespace", "redis_url"], source_required=False)
+    p.set_defaults(func=cmd_refresher, set=[])
 
     p = sub.add_parser("show", help="fetch a user's list over HTTP and print it with titles")
     p.add_argument("--user", required=True)

@@ -60,12 +60,12 @@ def validate(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
 def publish_named(params: dict[str, Any], logical_date: Any) -> dict[str, Any]:
     """Publish ``params['version']`` (a folder under <workdir>/models), or roll back when asked."""
 
-    from cache.writer import rollback
+    from cache.writer import connect, rollback
     from pipelines import artifacts, publish
 
     cfg = config_from_params(params)
     if params.get("rollback"):
-        client = publish.connect(cfg)
+        client = connect(cfg.redis_url)
         try:
             out = rollback(client, cfg.namespace)
         finally:

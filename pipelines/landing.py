@@ -95,9 +95,9 @@ def land_stream(cfg: PipelineConfig, video_ids: set[str], batch: int = BATCH) ->
     """Land every event in the stream not yet acknowledged by the group; see the module doc."""
     import redis
 
-    from pipelines.publish import connect
+    from cache.writer import connect
 
-    client = connect(cfg)
+    client = connect(cfg.redis_url)
     stream = keys.events_stream_key(cfg.namespace)
     try:
         client.xgroup_create(stream, GROUP, id="0", mkstream=True)
@@ -161,3 +161,34 @@ def load_landed(cfg: PipelineConfig, end_epoch_s: int) -> pd.DataFrame:
     events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     events = events[events["ts"] < end_epoch_s]
     return events.drop_duplicates("event_id", keep="first").reset_index(drop=True)
+
+
+def online_report(cfg: PipelineConfig, since: str, until: str | None = None) -> dict[str, object]:
+    """Watches landed from ``since`` to ``until`` (YYYY-MM-DD, inclusive), and per model version
+    the watches of videos it had recommended (the events' ``recommended_by``), by answer source,
+    with their share of all watches in the days that version had any (its recommended-watch
+    rate). The served-item side (watched / items served) is on the API's /metrics
+    (``vidrec_recommended_watches`` / ``vidrec_served_items``)."""
+    days = sorted(
+        d for d in landed_dir(cfg).glob("date=*") if since <= d.name.removeprefix("date=") <= (until or "9999-99-99")
+    )
+    files = [f for d in days for f in sorted(d.glob("part-*.parquet"))]
+    if not files:
+        return {"since": since, "until": until, "watches": 0, "versions": []}
+    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates("event_id")
+    events["day"] = pd.to_datetime(events["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+    attributed = events[events.get("recommended_version", pd.Series("", index=events.index)).fillna("") != ""]
+    rows = []
+    for version, group in attributed.groupby("recommended_version"):
+        in_days = events[events["day"].isin(set(group["day"]))]
+        rows.append(
+            {
+                "version": version,
+                "recommended_watches": len(group),
+                "by_source": {str(k): int(v) for k, v in group["recommended_source"].value_counts().items()},
+                "watches_those_days": len(in_days),
+                "recommended_watch_rate": round(len(group) / max(len(in_days), 1), 4),
+                "days": sorted(set(group["day"])),
+            }
+        )
+    return {"since": since, "until": until, "watches": len(events), "versions": rows}

@@ -24,10 +24,11 @@ import pandas as pd
 
 from cache import keys
 from cache.packed import VocabBytes
-from cache.writer import PublishError, TopK, TopKMatrix, publish_version
+from cache.writer import PublishError, TopK, TopKMatrix, connect, publish_version
 from pipelines import artifacts, fitting, frame_features, ingest
-from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json
+from pipelines.config import PipelineConfig, atomic_write, run_date_end_epoch_s, write_json
 from recsys.model import last_history
+from recsys.online import EXCLUDED_FILE
 from recsys.retrieval import rank, top_k
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,21 @@ def score_users(
     # from now until the next publish.
     at = float(events["ts"].max()) if len(events) else model.reference_ts
     idx, scores = rank(vectors, model.catalogue(), k, exclude, at=at, ann_min_items=ann_min_items)
+    save_excluded(model.path, active, exclude)
     return TopKMatrix([model.users[a] for a in active], VocabBytes(model.items), idx, scores)
+
+
+def save_excluded(folder: Path, users: np.ndarray, exclude: list[np.ndarray]) -> None:
+    """What each published user's list left out (watched or unplayable videos), beside the model:
+    the refresher leaves the same out (``recsys.online.OnlineModel``)."""
+    indptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
+    indices = np.concatenate(exclude).astype(np.int32) if exclude else np.zeros(0, np.int32)
+
+    def write(path: Path) -> None:
+        with path.open("wb") as f:
+            np.savez(f, users=users, indptr=indptr, indices=indices)
+
+    atomic_write(folder / EXCLUDED_FILE, write)
 
 
 def similar_items(
@@ -150,7 +165,7 @@ def publish_model(
 ) -> dict[str, object]:
     """Score and publish one exported model with the run date's events; gated on its metrics."""
     t0 = time.perf_counter()
-    client = connect(cfg)
+    client = connect(cfg.redis_url)
     try:
         live, live_report = _live_report(cfg, client)
         new_report = (
@@ -189,13 +204,6 @@ def publish_model(
     record_live(cfg, model.version, run_date)
     return {**meta, "published": True, "reason": why, "namespace": cfg.namespace,
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
-
-
-def connect(cfg: PipelineConfig):  # type: ignore[no-untyped-def]
-    """The offline side's Redis client (redis-py; bounded connect and read timeouts)."""
-    import redis
-
-    return redis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=5)
 
 
 POPULAR_ONLY_PREFIX = "popular-"  # versions published without a model (a trained one replaces them)
@@ -251,7 +259,7 @@ def live_lost(cfg: PipelineConfig) -> str | None:
     record = recorded_live(cfg)
     if record is None:
         return None
-    client = connect(cfg)
+    client = connect(cfg.redis_url)
     try:
         live = client.get(keys.live_key(cfg.namespace))
         if live is None or not client.exists(keys.meta_key(cfg.namespace, live.decode())):
@@ -269,7 +277,7 @@ def publish_without_model(
     videos), so every user gets a degraded-but-real answer from day one. A live trained version is
     kept; a live popular-only one is replaced (its lists are a day older)."""
 
-    client = connect(cfg)
+    client = connect(cfg.redis_url)
     try:
         raw = client.get(keys.live_key(cfg.namespace))
         if raw and not replace_live and not raw.startswith(POPULAR_ONLY_PREFIX.encode()):  # a model stays live

@@ -32,7 +32,7 @@ OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
         "cover_path",
     ),
     "comments": ("comment_id", "created_at", "likes"),
-    "events": ("watch_seconds", "completion", "event", "event_id"),
+    "events": ("watch_seconds", "completion", "event", "event_id", "recommended_version", "recommended_source"),
 }
 QUARANTINE_COLUMNS = ("table", "row", "key", "reason", "raw")
 
@@ -171,6 +171,9 @@ def validate_events(df: pd.DataFrame, video_ids: set[str]) -> tuple[pd.DataFrame
             # A unique id where the event came with one (the API's stream entry id): duplicates
             # of one event (a rerun, a replay) are dropped by it when sources are unioned.
             "event_id": _text(_column(df, "event_id")[ok]),
+            # Online measurement: the model version and answer source the watched video came from.
+            "recommended_version": _text(_column(df, "recommended_version")[ok]),
+            "recommended_source": _text(_column(df, "recommended_source")[ok]),
         }
     )
     valid = valid.sort_values(["ts", "user_id", "video_id"], kind="stable").reset_index(drop=True)

@@ -25,6 +25,8 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[str, tuple[list[int], list[float]]] = {}  # route -> (bucket counts, [sum])
         self._served: dict[tuple[str, bool], int] = {}
+        self._served_items: dict[tuple[str, str], int] = {}  # (model version, source) -> items answered
+        self._watched: dict[tuple[str, str], int] = {}  # (model version, source) -> recommended, then watched
         self.breaker = None  # the store's CircuitBreaker, read at scrape time (set when the app starts)
         self.registry.register(self)  # type: ignore[arg-type]  # a collector: collect() below
         self.redis_errors = Counter(
@@ -42,9 +44,17 @@ class Metrics:
         hist[0][bisect.bisect_left(BUCKETS, seconds)] += 1  # le: a value on a bound counts in it
         hist[1][0] += seconds
 
-    def count_served(self, source: str, degraded: bool) -> None:
+    def count_served(self, source: str, degraded: bool, version: str | None = None, items: int = 0) -> None:
         key = (source, degraded)
         self._served[key] = self._served.get(key, 0) + 1
+        if version is not None:
+            vkey = (version, source)
+            self._served_items[vkey] = self._served_items.get(vkey, 0) + items
+
+    def count_watched(self, version: str, source: str) -> None:
+        """A posted watch of a video the API had recommended (the event's ``recommended_by``)."""
+        key = (version, source)
+        self._watched[key] = self._watched.get(key, 0) + 1
 
     def describe(self) -> list[Metric]:
         return []  # names are known only from collect(); registering must not call it early
@@ -72,6 +82,21 @@ class Metrics:
         for (source, degraded), n in list(self._served.items()):
             served.add_metric([source, str(degraded).lower()], n)
         yield served
+        # Online measurement: watched / served items, per model version and source, is the hit rate.
+        items = CounterMetricFamily(
+            "vidrec_served_items", "Videos answered, by model version and source", labels=["version", "source"]
+        )
+        for (version, source), n in list(self._served_items.items()):
+            items.add_metric([version, source], n)
+        yield items
+        watched = CounterMetricFamily(
+            "vidrec_recommended_watches",
+            "Posted watches of videos the API had recommended (recommended_by), by model version and source",
+            labels=["version", "source"],
+        )
+        for (version, source), n in list(self._watched.items()):
+            watched.add_metric([version, source], n)
+        yield watched
         if (b := self.breaker) is not None:
             yield CounterMetricFamily(
                 "vidrec_redis_breaker_openings", "Times the Redis circuit breaker opened", value=b.openings

@@ -41,6 +41,13 @@ class Popular(BaseModel):
     items: list[Item]
 
 
+class RecommendedBy(BaseModel):
+    """Which answer the watched video came from: the ``model_version`` and ``source`` of that answer."""
+
+    version: Annotated[str, Field(pattern=ID_REGEX, description="model_version of the answer")]
+    source: Literal["cache", "online", "popular", "similar"]
+
+
 class WatchEvent(BaseModel):
     user_id: Annotated[str, Field(pattern=ID_REGEX, description=f"User id: {ID_DOC}")]
     video_id: Annotated[str, Field(pattern=ID_REGEX, description=f"Video id: {ID_DOC}")]
@@ -48,6 +55,8 @@ class WatchEvent(BaseModel):
     watch_seconds: Annotated[float | None, Field(ge=0, le=86400 * 7)] = None
     completion: Annotated[float | None, Field(ge=0, le=1)] = None
     event: Literal["view", "like", "share"] = "view"
+    recommended_by: RecommendedBy | None = None
+    """Set when the user watched a video the API had recommended: online measurement by version."""
 
 
 class EventBatch(BaseModel):

@@ -46,13 +46,15 @@ class Context:
                 503, detail=f"Redis is unreachable or lost its data, and no fallback list is loaded yet: {exc}"
             ) from exc
         version, items = store.popular_copy
-        self.metrics.count_served("popular", degraded=True)
-        return {"model_version": version, "degraded": True, "items": items_view(items, k, skip)}
+        answered = items_view(items, k, skip)
+        self.metrics.count_served("popular", degraded=True, version=version, items=len(answered))
+        return {"model_version": version, "degraded": True, "items": answered}
 
     def served(self, source: str, version: str, items: list[tuple[str, float]], k: int, skip: set[str]) -> dict:  # type: ignore[type-arg]
         """The body fields of a normal answer, counted by its source."""
-        self.metrics.count_served(source, degraded=False)
-        return {"model_version": version, "degraded": False, "items": items_view(items, k, skip)}
+        answered = items_view(items, k, skip)
+        self.metrics.count_served(source, degraded=False, version=version, items=len(answered))
+        return {"model_version": version, "degraded": False, "items": answered}
 
 
 async def live(store: RedisTopKStore) -> str:

@@ -132,3 +132,26 @@ def test_trimming_never_drops_what_another_group_has_not_acknowledged(tmp_path, 
     client.xreadgroup("refresher", "r1", {stream: ">"})
     client.xack(stream, "refresher", *ids[2:])
     assert landing.land_stream(cfg, {"v1"})["trimmed"] == 5
+
+
+def test_watches_of_recommended_videos_are_counted_by_version_online_and_after_landing(tmp_path, redis_url, namespace):
+    cfg = config(tmp_path, redis_url, namespace)
+    app = create_app(Settings(redis_url=cfg.redis_url, namespace=cfg.namespace))
+    ts = T0 + 5 * DAY
+    rows = [
+        {"user_id": "u1", "video_id": "v1", "ts": ts, "recommended_by": {"version": "20261130-aaaa0000", "source": "cache"}},
+        {"user_id": "u2", "video_id": "v2", "ts": ts + 1, "recommended_by": {"version": "20261130-aaaa0000", "source": "online"}},
+        {"user_id": "u3", "video_id": "v3", "ts": ts + 2},
+    ]  # fmt: skip
+    with ServerThread(app) as server:
+        assert httpx.post(f"{server.url}/v1/events", json={"events": rows}, timeout=10).status_code == 202
+        bad = {"events": [{"user_id": "u1", "video_id": "v1", "recommended_by": {"version": "x", "source": "radio"}}]}
+        assert httpx.post(f"{server.url}/v1/events", json=bad, timeout=10).status_code == 422
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'vidrec_recommended_watches_total{source="cache",version="20261130-aaaa0000"} 1.0' in metrics
+    assert landing.land_stream(cfg, {"v1", "v2", "v3"})["landed"] == 3
+    report = landing.online_report(cfg, "2025-11-01")
+    assert report["watches"] == 3
+    [row] = report["versions"]
+    assert row["version"] == "20261130-aaaa0000" and row["recommended_watches"] == 2
+    assert row["by_source"] == {"cache": 1, "online": 1} and row["recommended_watch_rate"] == round(2 / 3, 4)

@@ -147,3 +147,18 @@ def test_rollback_moves_live_to_the_previous_version(redis_client, namespace):
     redis_client.unlink(keys.meta_key(namespace, "b"))  # b's keys gone: nothing to roll back to
     with pytest.raises(PublishError, match="no earlier version"):
         rollback(redis_client, namespace)
+
+
+def test_write_if_live_writes_only_into_the_live_version_with_its_ttl(redis_client, namespace):
+    from cache.writer import write_if_live
+
+    publish_version(redis_client, namespace, "ver1", _topk(), (["v1"], [1.0]), ttl_seconds=600)
+    value = keys.encode_items(["v9"], [0.5])
+    assert write_if_live(redis_client, namespace, "ver1", {"u7": value, "u1": value}) == 2
+    assert redis_client.get(keys.user_key(namespace, "ver1", "u7")) == value
+    assert 0 < redis_client.pttl(keys.user_key(namespace, "ver1", "u7")) <= redis_client.pttl(keys.meta_key(namespace, "ver1"))  # fmt: skip
+    publish_version(redis_client, namespace, "ver2", _topk(), (["v1"], [1.0]), ttl_seconds=600)
+    assert write_if_live(redis_client, namespace, "ver1", {"u8": value}) == -1  # ver2 is live now
+    assert not redis_client.exists(keys.user_key(namespace, "ver1", "u8"))
+    redis_client.delete(keys.meta_key(namespace, "ver2"))
+    assert write_if_live(redis_client, namespace, "ver2", {"u8": value}) == -2  # expired version
