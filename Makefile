@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m benchmarks.serving --workers 2
 	$(BIN)/python -m benchmarks.serving --server granian
 	$(BIN)/python -m benchmarks.publish
+	$(BIN)/python -m benchmarks.refresh
 
 ## Rerun the reference experiments (demo, MovieLens) and regenerate docs/results.md (~40 min on 2 cores).
 results: install

@@ -30,6 +30,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cache import keys
@@ -56,8 +57,11 @@ def _stream_id(raw: bytes | str) -> tuple[int, int]:
 def _durable_parquet(path: Path, df: pd.DataFrame) -> None:
     """Write, flush to disk, rename, flush the folder: after this returns the file survives a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -70,15 +74,18 @@ def _durable_parquet(path: Path, df: pd.DataFrame) -> None:
 
 def land_batch(cfg: PipelineConfig, entries: list[tuple[bytes, dict[bytes, bytes]]], video_ids: set[str]) -> dict:  # type: ignore[type-arg]
     """Validate one batch of stream entries and write it (not yet acknowledged); returns counts."""
-    rows = [{k.decode(): v.decode() for k, v in fields.items()} | {"event_id": sid.decode()} for sid, fields in entries]
-    raw = pd.DataFrame(rows)
-    for column in ("user_id", "video_id", "ts"):  # a malformed entry may lack one: quarantined, not lost
-        if column not in raw:
-            raw[column] = None
+    names = {b"user_id", b"video_id", b"ts"}.union(*(fields.keys() for _, fields in entries))
+    raw = pd.DataFrame(  # a malformed entry may lack a field: None, then quarantined, not lost
+        {n.decode(): [f[n].decode() if n in f else None for _, f in entries] for n in names}
+        | {"event_id": [sid.decode() for sid, _ in entries]},
+        dtype=object,  # plain strings: no per-column Arrow string inference
+    )
     valid, quarantine = validate_events(raw, video_ids)
     name = f"part-{entries[0][0].decode()}-{entries[-1][0].decode()}.parquet"
-    days = pd.to_datetime(valid["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
-    for day, part in valid.groupby(days):
+    day_index = valid["ts"].to_numpy() // 86400  # UTC days since the epoch
+    for day_number in np.unique(day_index):
+        day = (dt.date(1970, 1, 1) + dt.timedelta(days=int(day_number))).isoformat()
+        part = valid[day_index == day_number]
         _durable_parquet(landed_dir(cfg) / f"date={day}" / name, part.reset_index(drop=True))
     if len(quarantine):
         _durable_parquet(landed_dir(cfg) / "quarantine" / name, quarantine.astype(str))
