@@ -4,6 +4,7 @@ Export (``<workdir>/models/<version>/``): ``user_tower/`` (SavedModel, signature
 ``serving_default``: history [b, max_history] int32, user [b] int32 -> embedding [b, d]),
 ``item_embeddings.npy`` [n_items, d], ``items.json`` and ``users.json`` (index -> id),
 ``user_tower_numpy.npz`` (the user tower's own layers, for TF-free online scoring in the API),
+``item_tower_numpy.npz`` (what scoring a new video from its content alone needs, without TF),
 ``config.json`` (the model config), ``train_history.json`` (loss and validation NDCG@10 per epoch).
 
 Early stopping: each user's last ``validation_fraction`` of training events (by time) are held
@@ -26,7 +27,7 @@ from pipelines import dataset
 from pipelines.artifacts import save_user_tower
 from pipelines.config import PipelineConfig, write_json
 from pipelines.fitting import fit_and_validation, fit_data, fit_model
-from recsys.online import NUMPY_TOWER_FILE, export_numpy_user_tower
+from recsys.online import ITEM_TOWER_FILE, NUMPY_TOWER_FILE, export_numpy_item_tower, export_numpy_user_tower
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
     write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
     export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
+    export_numpy_item_tower(result.item_tower, ds.content, asdict(cfg.model), staging / ITEM_TOWER_FILE)
     write_json(staging / "items.json", ds.items)
     write_json(staging / "users.json", ds.users)
     write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 NUMPY_TOWER_FILE = "user_tower_numpy.npz"
+ITEM_TOWER_FILE = "item_tower_numpy.npz"
 EXCLUDED_FILE = "published_excluded.npz"
 """Per published user, the videos their list left out (written by publish beside the model)."""
 _SETTINGS = (
@@ -221,3 +222,106 @@ class OnlineModel:
     def recommend(self, user_id: str, recent: list[str], k: int, skip: set[str]) -> list[tuple[str, float]] | None:
         """Top-k for one user from their recent watches (newest first); None when none is in the model."""
         return self.recommend_many([user_id], [recent], k, [skip])[0]
+
+
+CONTENT = ("visual", "caption", "comments")
+
+
+def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any], path: Path) -> None:
+    """Save what scoring a video from its content alone needs, outside TensorFlow (a video the
+    model never saw: its id token is absent, as for a cold video): each modality's catalogue mean
+    (``ItemContent.balanced``), the content projections, the fusion's weights, the fused layers,
+    the bias head, and the content prior's basis (``recsys.model.data.content_prior``)."""
+    from recsys.model.data import content_prior
+
+    item_tower.encode(np.zeros(1, np.int32))  # builds the layers of a tower never called yet
+    arrays: dict[str, np.ndarray] = {}
+    for m in CONTENT:
+        a, present = getattr(content, m), getattr(content, f"{m}_mask") > 0
+        arrays[f"{m}_mean"] = (
+            a[present].mean(axis=0).astype(np.float32) if present.any() else np.zeros(a.shape[1], np.float32)
+        )
+        layer = item_tower.projections[m]
+        if m in item_tower.active:
+            arrays[f"{m}_kernel"], arrays[f"{m}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
+    fusion = item_tower.fusion
+    if hasattr(fusion, "modality_logits"):
+        arrays["modality_logits"] = fusion.modality_logits.numpy()
+    if hasattr(fusion, "fusion_query"):
+        arrays["fusion_query"] = fusion.fusion_query.numpy()
+    for name in ("fuse", "out") + (("bias_head",) if config.get("item_bias") else ()):
+        layer = getattr(item_tower, name)
+        arrays[f"{name}_kernel"], arrays[f"{name}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
+    prior_modalities: tuple[str, ...] = ()
+    if config.get("content_prior"):
+        _, prior_modalities, arrays["prior_basis"] = content_prior(content, int(config["content_prior_dim"]))
+    meta = {
+        "fusion": config["fusion"],
+        "active": sorted(item_tower.active),
+        "hidden_dim": int(config["hidden_dim"]),
+        "item_bias": bool(config.get("item_bias")),
+        "freshness": bool(config.get("freshness")),
+        "prior_modalities": list(prior_modalities),
+    }
+    arrays["config"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+class NumpyItemTower:
+    """Item rows (``recsys.scoring.ScoreLayout``: embedding, bias column, content prior) for videos
+    scored from their content alone, in numpy: what the TensorFlow item tower gives a cold video."""
+
+    MODALITIES = ("id", *CONTENT)
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path) as z:
+            self.w = {k: z[k] for k in z.files if k != "config"}
+            self.meta = json.loads(z["config"].tobytes().decode())
+
+    def _tokens(self, content: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [n, 4, hidden], mask [n, 4]) as ``ItemTower.tokens`` gives them, no id token."""
+        n, hidden = content.num_items, self.meta["hidden_dim"]
+        tokens = np.zeros((n, len(self.MODALITIES), hidden), np.float32)
+        mask = np.zeros((n, len(self.MODALITIES)), np.float32)
+        for j, m in enumerate(self.MODALITIES):
+            if m not in self.meta["active"] or m == "id":
+                continue
+            present = getattr(content, f"{m}_mask").astype(np.float32)
+            x = (getattr(content, m) - self.w[f"{m}_mean"]) * (present > 0)[:, None]
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 1e-12)
+            mask[:, j] = present
+            tokens[:, j] = _relu(x @ self.w[f"{m}_kernel"] + self.w[f"{m}_bias"]) * present[:, None]
+        return tokens, mask
+
+    def _fused(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.meta["fusion"] == "concat":
+            return np.concatenate([tokens.reshape(len(tokens), -1), mask], axis=1)
+        if self.meta["fusion"] == "weighted_sum":
+            logits = np.broadcast_to(self.w["modality_logits"][None, :], mask.shape)
+        else:
+            logits = np.einsum("bmh,h->bm", tokens, self.w["fusion_query"]) / np.sqrt(self.meta["hidden_dim"])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True)) * mask
+        weights = e / np.maximum(e.sum(axis=1, keepdims=True), 1e-9)
+        return (weights[:, :, None] * tokens).sum(axis=1)
+
+    def rows(self, content: Any) -> np.ndarray:
+        """[n, layout.total] float32 for ``content`` (a ``recsys.model.ItemContent`` of new videos);
+        the bias column holds the learned bias only (freshness is folded in for a time later)."""
+        from recsys.model.data import prior_inputs
+
+        h = _relu(self._fused(*self._tokens(content)) @ self.w["fuse_kernel"] + self.w["fuse_bias"])
+        out = h @ self.w["out_kernel"] + self.w["out_bias"]
+        cols = [out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)]
+        if self.meta["item_bias"]:
+            cols.append(h @ self.w["bias_head_kernel"] + self.w["bias_head_bias"])
+        elif self.meta["freshness"]:
+            cols.append(np.zeros((len(h), 1), np.float32))
+        if "prior_basis" in self.w:
+            cols.append(prior_inputs(content, tuple(self.meta["prior_modalities"])) @ self.w["prior_basis"])
+        return np.concatenate(cols, axis=1).astype(np.float32)

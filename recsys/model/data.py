@@ -136,34 +136,48 @@ def last_history(
     return out, out_w
 
 
-def content_prior_vectors(content: ItemContent, dim: int) -> np.ndarray:
-    """[n_items, dim] float32: the content-only baseline's item vectors (each present modality
-    L2-normalised, concatenated) reduced to ``dim`` columns by a truncated SVD, so that dot
-    products between them approximate the full content similarities. Deterministic."""
+def prior_inputs(content: ItemContent, modalities: tuple[str, ...]) -> np.ndarray:
+    """[n_items, sum of dims] float64: each of ``modalities`` L2-normalised per item, masked,
+    concatenated (the content-only baseline's item vectors)."""
     parts = []
-    for name in ("visual", "caption", "comments"):
+    for name in modalities:
         m = getattr(content, name).astype(np.float64)
-        mask = getattr(content, f"{name}_mask")
-        if not mask.any():
-            continue
         n = np.linalg.norm(m, axis=1, keepdims=True)
-        parts.append(np.where(n > 0, m / np.maximum(n, 1e-12), 0.0) * mask[:, None])
+        parts.append(np.where(n > 0, m / np.maximum(n, 1e-12), 0.0) * getattr(content, f"{name}_mask")[:, None])
+    return np.concatenate(parts, axis=1) if parts else np.zeros((content.num_items, 0))
+
+
+def content_prior(content: ItemContent, dim: int) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+    """(vectors [n_items, dim] float32, the modalities they read, basis [inputs, dim]): the
+    content-only baseline's item vectors (``prior_inputs``) reduced to ``dim`` columns by a
+    truncated SVD, so that dot products between them approximate the full content similarities.
+    A video outside the catalogue gets ``prior_inputs(its content) @ basis`` (the same projection,
+    up to the SVD's approximation). Deterministic."""
+    modalities = tuple(m for m in ("visual", "caption", "comments") if getattr(content, f"{m}_mask").any())
     out = np.zeros((content.num_items, dim), np.float32)
-    if not parts:
-        return out
-    x = np.concatenate(parts, axis=1)
+    x = prior_inputs(content, modalities)
+    basis = np.zeros((x.shape[1], dim), np.float32)
+    if not modalities:
+        return out, modalities, basis
     if x.shape[1] <= dim:
         out[:, : x.shape[1]] = x
-        return out
+        basis[:, : x.shape[1]] = np.eye(x.shape[1])
+        return out, modalities, basis
     # Randomised range finder (Halko et al.), two power iterations: exact enough for a prior.
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(x @ rng.normal(size=(x.shape[1], min(dim + 16, x.shape[1]))))
     for _ in range(2):
         q, _ = np.linalg.qr(x @ (x.T @ q))
-    u, s, _ = np.linalg.svd(q.T @ x, full_matrices=False)
+    u, s, vt = np.linalg.svd(q.T @ x, full_matrices=False)
     rank = min(dim, len(s))  # a catalogue smaller than dim has fewer directions
     out[:, :rank] = ((q @ u[:, :rank]) * s[:rank]).astype(np.float32)
-    return out
+    basis[:, :rank] = vt[:rank].T
+    return out, modalities, basis
+
+
+def content_prior_vectors(content: ItemContent, dim: int) -> np.ndarray:
+    """The catalogue's content-prior vectors (``content_prior``)."""
+    return content_prior(content, dim)[0]
 
 
 def layout_of(cfg: TwoTowerConfig, freshness: np.ndarray | None = None, per_day: float = 0.0) -> ScoreLayout:

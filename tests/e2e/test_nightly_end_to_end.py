@@ -293,3 +293,24 @@ def test_redis_lost_its_data_republish_from_the_model_folder(pipeline_run, redis
     finally:
         shutil.rmtree(cfg.model_dir(worse))
         shutil.rmtree(cfg.workdir / "runs" / date2)
+
+
+def test_videos_without_events_are_scored_from_content_without_tensorflow(pipeline_run):
+    """The model folder's numpy item tower gives a video it never saw the rows the TF tower gave
+    the catalogue's videos without a training event (for new uploads and text queries)."""
+    from pipelines import artifacts, dataset
+    from recsys.model import ItemContent
+    from recsys.online import ITEM_TOWER_FILE, NumpyItemTower
+
+    cfg, _ = pipeline_run
+    ds = dataset.load(cfg, RUN_DATE)
+    model = artifacts.load_model(cfg, RUN_DATE)
+    cold = np.bincount(ds.split.train["item_idx"], minlength=len(ds.items)) == 0
+    assert cold.any()
+    content = ItemContent(*(getattr(ds.content, f)[cold] for f in ds.content.__dataclass_fields__))
+    rows = NumpyItemTower(model.path / ITEM_TOWER_FILE).rows(content)
+    d, exported = model.layout.dim, model.item_vectors[cold]
+    np.testing.assert_allclose(rows[:, : d + 1], exported[:, : d + 1], atol=1e-4)  # embedding and bias
+    prior = model.layout.content_cols
+    error = np.abs(rows[:, prior] - exported[:, prior]).max()
+    assert error < 0.05 * np.abs(exported[:, prior]).max()  # the prior: up to the SVD's truncation

@@ -328,3 +328,55 @@ def test_users_with_little_history_share_the_unknown_user_row(tmp_path):
     export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
     tower = NumpyUserTower(tmp_path / "tower.npz", item_matrix(item_tower, 12, layout_of(cfg)))
     np.testing.assert_allclose(tower(history, None, np.array([0, 1, 2, 3])), out, atol=1e-5)
+
+
+@pytest.mark.parametrize("fusion", ["concat", "weighted_sum", "attention"])
+def test_numpy_item_tower_scores_new_videos_as_tensorflow_scores_cold_ones(tmp_path, fusion):
+    """A video the model never saw, scored from its content in numpy (what `vidrec fresh` and
+    search need without TensorFlow), gets the rows the TF item tower gives a cold video."""
+    from dataclasses import asdict, replace
+
+    import tensorflow as tf
+
+    from recsys.model.towers import build_towers, item_matrix
+    from recsys.online import NumpyItemTower, export_numpy_item_tower
+
+    tf.keras.utils.set_random_seed(3)
+    content = _content()
+    content.comments_mask[[2, 7]] = 0.0  # a missing modality on some videos
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4, fusion=fusion)
+    warm = np.ones(12, bool)
+    warm[[2, 5, 7]] = False  # cold: no id, as a new video has none
+    item_tower, _ = build_towers(cfg, content, num_users=3, warm_items=warm)
+    expected = item_matrix(item_tower, 12, layout_of(cfg))
+    export_numpy_item_tower(item_tower, content, asdict(cfg), tmp_path / "items.npz")
+    cold = ItemContent(*(getattr(content, f)[~warm] for f in content.__dataclass_fields__))
+    np.testing.assert_allclose(NumpyItemTower(tmp_path / "items.npz").rows(cold), expected[~warm], atol=1e-5)
+    # without content priors or item bias the layout is narrower, and still matches
+    plain = replace(cfg, content_prior=False, item_bias=False, freshness=False)
+    item_tower, _ = build_towers(plain, content, num_users=3, warm_items=warm)
+    export_numpy_item_tower(item_tower, content, asdict(plain), tmp_path / "plain.npz")
+    np.testing.assert_allclose(
+        NumpyItemTower(tmp_path / "plain.npz").rows(cold),
+        item_matrix(item_tower, 12, layout_of(plain))[~warm],
+        atol=1e-5,
+    )
+
+
+def test_content_prior_basis_projects_new_videos_like_the_catalogue():
+    """The SVD path (inputs wider than the prior): a video's prior from the saved basis is the one
+    the catalogue got, up to the truncation."""
+    from recsys.model.data import content_prior, prior_inputs
+
+    rng = np.random.default_rng(2)
+    n, k = 400, 16
+    base = rng.normal(size=(n, 6))  # content with a few strong directions
+    content = ItemContent(
+        (base @ rng.normal(size=(6, 40)) + 0.01 * rng.normal(size=(n, 40))).astype(np.float32), np.ones(n, np.float32),
+        (base @ rng.normal(size=(6, 24))).astype(np.float32), np.ones(n, np.float32),
+        np.zeros((n, 24), np.float32), np.zeros(n, np.float32),
+    )  # fmt: skip
+    vectors, modalities, basis = content_prior(content, k)
+    assert modalities == ("visual", "caption")
+    projected = prior_inputs(content, modalities) @ basis
+    np.testing.assert_allclose(projected, vectors, atol=1e-3 * np.abs(vectors).max())
