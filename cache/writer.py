@@ -366,10 +366,11 @@ return #KEYS - 2
 """
 
 
-def write_if_live(client, ns: str, version: str, lists: dict[str, bytes]) -> int:  # type: ignore[no-untyped-def]
-    """SET each user's encoded list into ``version``, expiring with the version (its meta key's
-    remaining TTL), in one script: atomically, and only while ``version`` is live, so a publish
-    that flipped the pointer meanwhile is never undone. Returns the lists written, -1 when
-    ``version`` is no longer live, -2 when its meta key is gone (the version expired)."""
-    names = [keys.live_key(ns), keys.meta_key(ns, version)] + [keys.user_key(ns, version, u) for u in lists]
-    return int(client.eval(_WRITE_IF_LIVE, len(names), *names, version, *lists.values()))
+def write_if_live(client, ns: str, version: str, values: dict[str, bytes]) -> int:  # type: ignore[no-untyped-def]
+    """SET each key of ``version`` (full key names, e.g. ``keys.user_key``) to its value, expiring
+    with the version (its meta key's remaining TTL), in one script: atomically, and only while
+    ``version`` is live, so a publish that flipped the pointer meanwhile is never undone. Returns
+    the keys written, -1 when ``version`` is no longer live, -2 when its meta key is gone (the
+    version expired)."""
+    names = [keys.live_key(ns), keys.meta_key(ns, version), *values]
+    return int(client.eval(_WRITE_IF_LIVE, len(names), *names, version, *values.values()))

@@ -162,6 +162,13 @@ def cmd_serve(args: argparse.Namespace) -> object:
     return None
 
 
+def cmd_fresh(args: argparse.Namespace) -> object:
+    """Videos uploaded since the live version, scored and added to it (pipelines/fresh.py)."""
+    from pipelines import fresh
+
+    return fresh.run(_config(args), args.run_date)
+
+
 def cmd_refresher(args: argparse.Namespace) -> object:
     """Refresh users' lists from their new watches until SIGTERM or Ctrl-C (pipelines/refresher.py)."""
     import signal
@@ -265,6 +272,10 @@ def _add_step_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
 def _add_experiment_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """run, results, ablate, tune, report: whole runs and comparisons."""
     from pipelines.options import add_cli_options
+
+    p = sub.add_parser("fresh", help="score videos uploaded since the live version and add them to it")
+    _add_common(p)
+    p.set_defaults(func=cmd_fresh)
 
     p = sub.add_parser("run", help="the whole nightly flow in-process")
     _add_common(p)

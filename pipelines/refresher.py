@@ -102,12 +102,15 @@ class Refresher:
             pipe.lrange(keys.hist_key(self.cfg.namespace, user), 0, self.recent - 1)
         recents = [[v.decode() for v in r] for r in pipe.execute()]
         ranked = model.recommend_many(users, recents, self.cfg.topk, [set(r) for r in recents])
+        ns, version = self.cfg.namespace, str(self.version)
         lists = {
-            u: keys.encode_items([v for v, _ in r], [s for _, s in r]) for u, r in zip(users, ranked, strict=True) if r
+            keys.user_key(ns, version, u): keys.encode_items([v for v, _ in r], [s for _, s in r])
+            for u, r in zip(users, ranked, strict=True)
+            if r
         }
         if not lists:
             return 0
-        written = write_if_live(self.client, self.cfg.namespace, str(self.version), lists)
+        written = write_if_live(self.client, ns, version, lists)
         if written < 0:
             self.counts["stale"] += len(lists)
         return written

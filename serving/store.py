@@ -106,6 +106,10 @@ class RedisTopKStore:
     async def similar(self, version: str, video_id: str) -> list[tuple[str, float]] | None:
         return await self._get_list(keys.similar_key(self._ns, version, video_id))
 
+    async def fresh(self, version: str, category: str | None) -> list[tuple[str, float]]:
+        """Videos added to the version after training (``vidrec fresh``); empty when none were."""
+        return await self._get_list(keys.fresh_key(self._ns, version, category)) or []
+
     async def category_popular(self, version: str, category: str) -> list[tuple[str, float]] | None:
         return await self._get_list(keys.category_popular_key(self._ns, version, category))
 

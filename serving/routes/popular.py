@@ -1,4 +1,5 @@
-"""``GET /v1/popular``: the live version's most watched videos, overall or in a category."""
+"""``GET /v1/popular``: the live version's most watched videos, overall or in a category;
+``GET /v1/fresh``: the videos added to it since training (``vidrec fresh``)."""
 
 from typing import Annotated
 
@@ -26,5 +27,19 @@ def router(ctx: Context) -> APIRouter:
         if items is None:
             raise HTTPException(404, detail=f"no popular list for category {category!r} in live version {version}")
         return json_response({"category": category, **ctx.served("popular", version, items, k, set())})
+
+    @r.get("/v1/fresh", response_model=Popular)
+    async def fresh(
+        store: StoreDep,
+        k: Annotated[int, ctx.k_query()] = 20,
+        category: Annotated[str | None, Query(min_length=1, max_length=200, description="A video category")] = None,
+    ) -> Response:
+        """Videos uploaded since the live version was trained (``vidrec fresh``), best first."""
+        try:
+            version = await live(store)
+            items = await store.fresh(version, category)
+        except StoreUnavailable as exc:
+            return json_response({"category": None, **ctx.degraded(store, exc, k, set())})
+        return json_response({"category": category, **ctx.served("fresh", version, items, k, set())})
 
     return r

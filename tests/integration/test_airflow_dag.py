@@ -62,7 +62,7 @@ print(json.dumps({
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}
-    assert info["dags"] == ["vidrec_nightly", "vidrec_publish", "vidrec_train"]
+    assert info["dags"] == ["vidrec_fresh", "vidrec_nightly", "vidrec_publish", "vidrec_train"]
     assert all("vidrec" in tags for tags in info["tags"].values())
     assert all(info["doc"].values()) and all(info["task_docs"].values()), info["task_docs"]
     assert all(r >= 1 for r in info["retries"].values())  # production retries
@@ -76,7 +76,7 @@ print(json.dumps({
     assert info["order"]["dataset"] == ["train"] and info["order"]["evaluate"] == ["publish"]
 
 
-@pytest.mark.parametrize("dag_file", ["vidrec_nightly.py", "vidrec_train.py", "vidrec_publish.py"])
+@pytest.mark.parametrize("dag_file", ["vidrec_nightly.py", "vidrec_train.py", "vidrec_publish.py", "vidrec_fresh.py"])
 def test_dag_parse_does_not_import_heavy_libraries(airflow_home, dag_file):
     code = (
         f"import sys, runpy; runpy.run_path('dags/{dag_file}'); "
@@ -174,7 +174,7 @@ def test_dags_and_the_cli_share_every_default(airflow_home, monkeypatch):
     code = """
 import importlib, json
 out = {}
-for name in ("vidrec_nightly", "vidrec_train", "vidrec_publish"):
+for name in ("vidrec_nightly", "vidrec_train", "vidrec_publish", "vidrec_fresh"):
     params = importlib.import_module(name).PARAMS
     out[name] = {k: p.value for k, p in params.items()}
 print(json.dumps(out))

@@ -154,11 +154,12 @@ def test_write_if_live_writes_only_into_the_live_version_with_its_ttl(redis_clie
 
     publish_version(redis_client, namespace, "ver1", _topk(), (["v1"], [1.0]), ttl_seconds=600)
     value = keys.encode_items(["v9"], [0.5])
-    assert write_if_live(redis_client, namespace, "ver1", {"u7": value, "u1": value}) == 2
+    user = lambda u: keys.user_key(namespace, "ver1", u)  # noqa: E731
+    assert write_if_live(redis_client, namespace, "ver1", {user("u7"): value, user("u1"): value}) == 2
     assert redis_client.get(keys.user_key(namespace, "ver1", "u7")) == value
     assert 0 < redis_client.pttl(keys.user_key(namespace, "ver1", "u7")) <= redis_client.pttl(keys.meta_key(namespace, "ver1"))  # fmt: skip
     publish_version(redis_client, namespace, "ver2", _topk(), (["v1"], [1.0]), ttl_seconds=600)
-    assert write_if_live(redis_client, namespace, "ver1", {"u8": value}) == -1  # ver2 is live now
+    assert write_if_live(redis_client, namespace, "ver1", {user("u8"): value}) == -1  # ver2 is live now
     assert not redis_client.exists(keys.user_key(namespace, "ver1", "u8"))
     redis_client.delete(keys.meta_key(namespace, "ver2"))
-    assert write_if_live(redis_client, namespace, "ver2", {"u8": value}) == -2  # expired version
+    assert write_if_live(redis_client, namespace, "ver2", {keys.user_key(namespace, "ver2", "u8"): value}) == -2

@@ -1,0 +1,126 @@
+"""``vidrec fresh``: videos uploaded since the live version was trained, recommendable the same hour.
+
+1. Ingest and features for the run date (the frame and text caches make this incremental: only
+   the new clips are decoded and encoded).
+2. The videos the live version does not know (and whose media is not quarantined) are scored
+   from their content by the live model's numpy item tower (``recsys.online.NumpyItemTower``;
+   no TensorFlow, no retraining), their freshness folded in at their publication time.
+3. Published as an addendum to the live version, through ``cache.writer.write_if_live`` (only
+   while that version is live; expiring with it): each new video's similar-video list (its
+   neighbours among the catalogue and the other new videos), and the ``fresh`` lists, overall and
+   per category, best first by the model's learned watchability (item bias and freshness).
+   New videos reach the popular lists once they are watched (the next nightly publish).
+4. The new videos' rows are kept under ``<workdir>/fresh/<version>/`` for the serving side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cache import keys
+from cache.packed import VocabBytes, encode_matrix
+from cache.writer import connect, write_if_live
+from pipelines.config import PipelineConfig, atomic_write, write_json
+from recsys.online import ITEM_TOWER_FILE, NumpyItemTower
+from recsys.retrieval import top_k
+from recsys.scoring import ScoreLayout
+
+log = logging.getLogger(__name__)
+
+
+def new_videos(cfg: PipelineConfig, run_date: str, known: set[str]) -> pd.DataFrame:
+    """The source's playable videos the live version does not know (ingest partition rows)."""
+    from pipelines import frame_features, ingest
+
+    videos = ingest.load(cfg, run_date).videos
+    unplayable = set(frame_features.load_quarantine(cfg, run_date)["video_id"])
+    return videos[~videos["video_id"].isin(known) & ~videos["video_id"].isin(unplayable)].sort_values("video_id")
+
+
+def new_content(cfg: PipelineConfig, run_date: str, ids: list[str], tower: NumpyItemTower) -> object:
+    """``ItemContent`` of the new videos, at the widths the live model was trained on."""
+    from pipelines import frame_features, text_features
+    from pipelines.dataset import build_content
+
+    frames = frame_features.load(cfg, run_date)
+    texts = text_features.load(cfg, run_date)
+    visual_dim, text_dim = len(tower.w["visual_mean"]), len(tower.w["caption_mean"])
+    return build_content(
+        ids, frames[frames["video_id"].isin(ids)], texts[texts["video_id"].isin(ids)], visual_dim, text_dim
+    )
+
+
+def addendum(
+    model_dir: Path, videos: pd.DataFrame, rows: np.ndarray, k: int
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[list[str], list[float]]]]:
+    """(similar lists of the new videos by id, fresh lists by category ("" = all)). ``rows``: the
+    new videos' item rows with freshness folded in."""
+    layout = ScoreLayout.from_json(json.loads((model_dir / "scoring.json").read_text()))
+    items = json.loads((model_dir / "items.json").read_text())
+    ids = videos["video_id"].tolist()
+    catalogue = layout.similarity_vectors(np.load(model_dir / "item_embeddings.npy"))
+    new = layout.similarity_vectors(rows)
+    idx, scores = top_k(new, np.concatenate([catalogue, new]), k, [np.array([len(items) + j]) for j in range(len(ids))])
+    vocab = VocabBytes(items + ids)
+    buf, off = encode_matrix(vocab, idx, scores)
+    similar = {v: buf[off[j] : off[j + 1]].tobytes() for j, v in enumerate(ids)}
+    watchability = rows[:, layout.bias_col] if layout.bias_col is not None else np.zeros(len(ids), np.float32)
+    order = np.argsort(-watchability, kind="stable")
+    fresh: dict[str, tuple[list[str], list[float]]] = {
+        "": ([ids[j] for j in order], [float(watchability[j]) for j in order])
+    }
+    categories = videos["category"].fillna("").to_numpy() if "category" in videos else np.full(len(ids), "")
+    for category in sorted(set(categories) - {""}):
+        members = [j for j in order if categories[j] == category]
+        fresh[str(category)] = ([ids[j] for j in members], [float(watchability[j]) for j in members])
+    return similar, fresh  # type: ignore[return-value]
+
+
+def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    from pipelines.nightly import run_nightly
+
+    t0 = time.perf_counter()
+    run_nightly(cfg, run_date, ("ingest", "frame_features", "text_features"))
+    client = connect(cfg.redis_url)
+    raw = client.get(keys.live_key(cfg.namespace))
+    if raw is None:
+        return {"version": None, "fresh": 0, "reason": "no live version: run the nightly job first"}
+    version = raw.decode()
+    model_dir = cfg.model_dir(version)
+    if not (model_dir / ITEM_TOWER_FILE).exists():
+        return {"version": version, "fresh": 0, "reason": f"{model_dir} has no {ITEM_TOWER_FILE} (retrain once)"}
+    videos = new_videos(cfg, run_date, set(json.loads((model_dir / "items.json").read_text())))
+    if videos.empty:
+        return {"version": version, "fresh": 0, "seconds": round(time.perf_counter() - t0, 2)}
+    tower = NumpyItemTower(model_dir / ITEM_TOWER_FILE)
+    ids = videos["video_id"].tolist()
+    rows = tower.rows(new_content(cfg, run_date, ids, tower))
+    published = pd.to_numeric(videos.get("published_at"), errors="coerce") if "published_at" in videos else None
+    birth = published.to_numpy(np.float64) if published is not None else np.full(len(ids), np.nan)
+    layout = ScoreLayout.from_json(json.loads((model_dir / "scoring.json").read_text()))
+    rows = layout.fold_freshness(rows, birth, time.time())  # unknown birth: new (the first bucket)
+    similar, fresh = addendum(model_dir, videos, rows, cfg.similar_k)
+    values = {keys.similar_key(cfg.namespace, version, v): b for v, b in similar.items()}
+    values |= {keys.fresh_key(cfg.namespace, version, c or None): keys.encode_items(*lst) for c, lst in fresh.items()}
+    written = write_if_live(client, cfg.namespace, version, values)
+    client.close()
+    out = cfg.workdir / "fresh" / version
+    atomic_write(out / "rows.npy", lambda p: np.save(p.open("wb"), rows))
+    write_json(out / "items.json", ids)
+    summary = {
+        "version": version,
+        "fresh": len(ids),
+        "written": written,
+        "categories": sorted(c for c in fresh if c),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if written < 0:
+        summary["reason"] = "the live version changed or expired while scoring; nothing written"
+    log.info("fresh %s: %s", run_date, summary)
+    return summary
