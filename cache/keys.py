@@ -12,6 +12,7 @@ Keys (readable in redis-cli)::
     vidrec:{ns}:v:{ver}:popular       -> popular list (encoded list)
     vidrec:{ns}:v:{ver}:popular:c:{category} -> popular within a category (encoded list)
     vidrec:{ns}:v:{ver}:fresh[:c:{category}] -> videos added after training (vidrec fresh; encoded list)
+    vidrec:{ns}:v:{ver}:fresh:u:{user}   -> those that best match a user (mixed into their answers)
     vidrec:{ns}:hist:{user}           -> list: video ids the user watched recently (POST /v1/events), newest first
     vidrec:{ns}:events                -> stream: every event posted to the API, for the nightly job
 
@@ -60,6 +61,11 @@ def similar_key(ns: str, version: str, video_id: str) -> str:
 def fresh_key(ns: str, version: str, category: str | None = None) -> str:
     """Videos added to ``version`` after training (``vidrec fresh``), best first; per category or all."""
     return f"{version_prefix(ns, version)}:fresh" + (f":c:{category}" if category else "")
+
+
+def fresh_user_key(ns: str, version: str, user_id: str) -> str:
+    """The new videos (``vidrec fresh``) that best match a user, mixed into their answers."""
+    return f"{version_prefix(ns, version)}:fresh:u:{user_id}"
 
 
 def category_popular_key(ns: str, version: str, category: str) -> str:

@@ -73,6 +73,9 @@ class PipelineConfig:
     """How far below the live model's gate_metric a new model may be and still be published."""
     version_grace_seconds: int = 3600
     """Versions older than the previous one are UNLINKed once published this long ago."""
+    fresh_per_user: int = 5
+    """``vidrec fresh`` picks this many of the new videos per user (by the live model's score),
+    of which the API mixes ``fresh_per_answer`` (its setting) into each answer."""
     land_events: bool = True
     """Ingest also lands the events posted to the API (the Redis stream, ``pipelines.landing``) and
     trains on them with the source's; without Redis it goes on with what was landed before."""

@@ -82,6 +82,43 @@ def addendum(
     return similar, fresh  # type: ignore[return-value]
 
 
+def user_picks(cfg: PipelineConfig, run_date: str, version: str, rows: np.ndarray, ids: list[str]) -> dict[str, bytes]:
+    """For every user of the live version with events, the ``fresh_per_user`` new videos that
+    best match them: the numpy user tower over their latest watches, scored against the new
+    videos' rows (the same dot product that ranked their published list). Keyed for Redis."""
+    from pipelines import fitting, ingest
+    from recsys.model import last_history
+    from recsys.online import NUMPY_TOWER_FILE, NumpyUserTower
+
+    model_dir = cfg.model_dir(version)
+    users = json.loads((model_dir / "users.json").read_text())
+    items = json.loads((model_dir / "items.json").read_text())
+    uidx, iidx = {u: i for i, u in enumerate(users)}, {v: i for i, v in enumerate(items)}
+    events = ingest.load(cfg, run_date).events
+    known = events[events["user_id"].isin(uidx) & events["video_id"].isin(iidx)]
+    if known.empty or cfg.fresh_per_user <= 0:
+        return {}
+    u, i = known["user_id"].map(uidx).to_numpy(), known["video_id"].map(iidx).to_numpy()
+    tower = NumpyUserTower(model_dir / NUMPY_TOWER_FILE, np.load(model_dir / "item_embeddings.npy"))
+    max_history = int(tower.config["max_history"])
+    hist, weight = last_history(
+        u, i, known["ts"].to_numpy(), len(users), max_history, len(items), fitting.completion(known)
+    )
+    active = np.unique(u)
+    n = min(cfg.fresh_per_user, len(ids))
+    out: dict[str, bytes] = {}
+    for s in range(0, len(active), 4096):
+        block = active[s : s + 4096]
+        scores = tower(hist[block], weight[block], block) @ rows.T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+        for r, user in enumerate(block):
+            picked = top[r]
+            out[keys.fresh_user_key(cfg.namespace, version, users[user])] = keys.encode_items(
+                [ids[j] for j in picked], [float(scores[r, j]) for j in picked]
+            )
+    return out
+
+
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     from pipelines.nightly import run_nightly
 
@@ -108,7 +145,15 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     similar, fresh = addendum(model_dir, videos, rows, cfg.similar_k)
     values = {keys.similar_key(cfg.namespace, version, v): b for v, b in similar.items()}
     values |= {keys.fresh_key(cfg.namespace, version, c or None): keys.encode_items(*lst) for c, lst in fresh.items()}
-    written = write_if_live(client, cfg.namespace, version, values)
+    picks = user_picks(cfg, run_date, version, rows, ids)
+    values |= picks
+    written, names = 0, list(values)
+    for s in range(0, len(names), 5000):  # one script per 5,000 keys: Redis stays responsive
+        got = write_if_live(client, cfg.namespace, version, {n: values[n] for n in names[s : s + 5000]})
+        if got < 0:
+            written = got
+            break
+        written += got
     client.close()
     out = cfg.workdir / "fresh" / version
     atomic_write(out / "rows.npy", lambda p: np.save(p.open("wb"), rows))
@@ -118,6 +163,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         "fresh": len(ids),
         "written": written,
         "categories": sorted(c for c in fresh if c),
+        "users_with_picks": len(picks),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if written < 0:

@@ -48,8 +48,12 @@ class Metrics:
         key = (source, degraded)
         self._served[key] = self._served.get(key, 0) + 1
         if version is not None:
-            vkey = (version, source)
-            self._served_items[vkey] = self._served_items.get(vkey, 0) + items
+            self.count_items(version, source, items)
+
+    def count_items(self, version: str, source: str, items: int) -> None:
+        """Videos answered from ``version`` by ``source`` (``fresh``: mixed into an answer)."""
+        key = (version, source)
+        self._served_items[key] = self._served_items.get(key, 0) + items
 
     def count_watched(self, version: str, source: str) -> None:
         """A posted watch of a video the API had recommended (the event's ``recommended_by``)."""

@@ -13,6 +13,9 @@ MAX_EXCLUDE_CHARS = 10_000
 class Item(BaseModel):
     video_id: str
     score: float
+    reason: Literal["fresh"] | None = None
+    """"fresh": a video added since the model was trained (``vidrec fresh``) that matches the user,
+    mixed into the answer; absent: the answer's ``source`` ranked it."""
 
 
 class Recommendations(BaseModel):
@@ -45,7 +48,7 @@ class RecommendedBy(BaseModel):
     """Which answer the watched video came from: the ``model_version`` and ``source`` of that answer."""
 
     version: Annotated[str, Field(pattern=ID_REGEX, description="model_version of the answer")]
-    source: Literal["cache", "online", "popular", "similar"]
+    source: Literal["cache", "online", "popular", "similar", "fresh"]
 
 
 class WatchEvent(BaseModel):

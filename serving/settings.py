@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     """Larger request bodies get 413 before they are read."""
+    fresh_per_answer: int = Field(2, ge=0, le=10)
+    """At most this many videos added since training (``vidrec fresh``) that match the user are
+    mixed into each recommendations answer (spread over it; ``reason: fresh``); 0: none."""
     recent_history: int = Field(200, ge=1)
     """Recent watches kept per user (POST /v1/events) and filtered out of every answer."""
     recent_history_ttl_seconds: int = Field(30 * 86400, ge=60)

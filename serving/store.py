@@ -89,19 +89,22 @@ class RedisTopKStore:
         return keys.decode_items(raw) if raw else None  # type: ignore[arg-type]
 
     async def user_view(
-        self, version: str, user_id: str, recent: int, needed: int
-    ) -> tuple[list[tuple[str, float]] | None, list[str]]:
-        """(the user's precomputed list or None, videos they watched recently, newest first), in one
-        round trip. Of the list, only the first ``needed`` + len(recent watches) items are decoded:
-        enough to fill ``needed`` after those watches are filtered out."""
-        raw, hist = await self._execute_many(
-            [
-                ("GET", keys.user_key(self._ns, version, user_id)),
-                ("LRANGE", keys.hist_key(self._ns, user_id), 0, recent - 1),
-            ]
-        )
+        self, version: str, user_id: str, recent: int, needed: int, with_fresh: bool = False
+    ) -> tuple[list[tuple[str, float]] | None, list[str], list[tuple[str, float]]]:
+        """(the user's precomputed list or None, videos they watched recently, newest first, and
+        with ``with_fresh`` the new videos picked for them by ``vidrec fresh``), in one round trip.
+        Of the list, only the first ``needed`` + len(recent watches) items are decoded: enough to
+        fill ``needed`` after those watches are filtered out."""
+        commands: list[tuple[Arg, ...]] = [
+            ("GET", keys.user_key(self._ns, version, user_id)),
+            ("LRANGE", keys.hist_key(self._ns, user_id), 0, recent - 1),
+        ]
+        if with_fresh:
+            commands.append(("GET", keys.fresh_user_key(self._ns, version, user_id)))
+        raw, hist, *fresh = await self._execute_many(commands)
         watched = [h.decode() for h in hist]  # type: ignore[union-attr]
-        return (keys.decode_items(raw, needed + len(watched)) if raw else None), watched  # type: ignore[arg-type]
+        picks = keys.decode_items(fresh[0]) if fresh and fresh[0] else []  # type: ignore[arg-type]
+        return (keys.decode_items(raw, needed + len(watched)) if raw else None), watched, picks  # type: ignore[arg-type]
 
     async def similar(self, version: str, video_id: str) -> list[tuple[str, float]] | None:
         return await self._get_list(keys.similar_key(self._ns, version, video_id))

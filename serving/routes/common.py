@@ -64,6 +64,23 @@ async def live(store: RedisTopKStore) -> str:
     return version
 
 
+def mix_fresh(
+    answer: list[dict[str, object]], fresh: list[tuple[str, float]], k: int, skip: set[str], most: int
+) -> list[dict[str, object]]:
+    """``answer`` with up to ``most`` of ``fresh`` (not skipped, not already in it) spread over
+    it, at places (j + 1) * k // (most + 1), each marked ``reason: fresh``; still ``k`` long."""
+    listed = {str(i["video_id"]) for i in answer}
+    picks = [{"video_id": v, "score": s, "reason": "fresh"} for v, s in fresh if v not in skip and v not in listed][
+        :most
+    ]
+    if not picks:
+        return answer
+    out = list(answer)
+    for j, pick in enumerate(picks):
+        out.insert(min((j + 1) * k // (len(picks) + 1), len(out)), pick)
+    return out[:k]
+
+
 def items_view(items: list[tuple[str, float]], k: int, skip: set[str]) -> list[dict[str, object]]:
     """The first ``k`` items not in ``skip``, as the JSON answer lists them."""
     if not skip:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from serving.routes.common import Context, StoreDep, dumps, live
+from serving.routes.common import Context, StoreDep, dumps, live, mix_fresh
 from serving.schemas import ID_DOC, ID_REGEX, MAX_EXCLUDE_CHARS, RECOMMENDATIONS_ROUTE, Recommendations
 from serving.store import RedisTopKStore, StoreUnavailable
 
@@ -22,7 +22,10 @@ class Recommend:
         skip = {e for e in exclude.split(",") if e}
         try:
             version = await live(store)
-            items, recent = await store.user_view(version, user_id, ctx.settings.recent_history, k + len(skip))
+            most = ctx.settings.fresh_per_answer
+            items, recent, fresh = await store.user_view(
+                version, user_id, ctx.settings.recent_history, k + len(skip), with_fresh=most > 0
+            )
             skip |= set(recent)
             source = "cache"
             if items is None and recent and (scorer := await asyncio.to_thread(ctx.online.get, version)):
@@ -33,7 +36,11 @@ class Recommend:
                 source, items = "popular", await store.popular(version)
         except StoreUnavailable as exc:
             return dumps({"user_id": user_id, "source": "popular", **ctx.degraded(store, exc, k, skip)})
-        return dumps({"user_id": user_id, "source": source, **ctx.served(source, version, items, k, skip)})
+        body = {"user_id": user_id, "source": source, **ctx.served(source, version, items, k, skip)}
+        if fresh:
+            body["items"] = mixed = mix_fresh(body["items"], fresh, k, skip, most)  # type: ignore[arg-type]
+            ctx.metrics.count_items(version, "fresh", sum(1 for i in mixed if i.get("reason") == "fresh"))
+        return dumps(body)
 
 
 def router(ctx: Context, recommend: Recommend) -> APIRouter:

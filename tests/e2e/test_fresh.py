@@ -3,6 +3,7 @@ similar videos and a place in its category's fresh list, served by the API, with
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 
@@ -48,6 +49,21 @@ def test_a_clip_uploaded_after_training_is_recommendable_without_retraining(pipe
         listed = api.get("/v1/fresh", params={"category": "cooking"}).json()
         assert [i["video_id"] for i in listed["items"]] == ["new-clip"] and listed["model_version"] == version
         assert api.get("/v1/fresh", params={"category": "space"}).json()["items"] == []
+        # mixed into a user's answer, spread over it and marked as fresh
+        user = json.loads((work / "models" / version / "users.json").read_text())[0]
+        for key in (keys.user_key, keys.popular_key):  # the published lists, as the nightly wrote them
+            args = (version, user) if key is keys.user_key else (version,)
+            client.set(key(namespace, *args), client.get(key(cfg.namespace, *args)), ex=600)
+        assert client.get(keys.fresh_user_key(namespace, version, user)) is not None
+        answer = api.get(f"/v1/users/{user}/recommendations", params={"k": 20}).json()
+        assert len(answer["items"]) == 20
+        assert [(n, i["video_id"]) for n, i in enumerate(answer["items"]) if i.get("reason") == "fresh"] == [
+            (10, "new-clip")
+        ]
+    quiet = Settings(redis_url=cfg.redis_url, namespace=namespace, model_root=str(work / "models"), fresh_per_answer=0)
+    with TestClient(create_app(quiet)) as api:
+        answer = api.get(f"/v1/users/{user}/recommendations", params={"k": 20}).json()
+        assert "new-clip" not in [i["video_id"] for i in answer["items"]]
     # run again (hourly): the same clip, still not in the trained version, is rewritten with the same bytes
     before = client.get(keys.similar_key(namespace, version, "new-clip"))
     assert fresh.run(mine, "2026-11-29")["fresh"] == 1
