@@ -33,15 +33,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== 1/6 demo source -> $source_dir"
+echo "== 1/7 demo source -> $source_dir"
 "$vidrec" demo-data --out "$source_dir" >/dev/null
 
-echo "== 2/6 Redis at $redis_url"
+echo "== 2/7 Redis at $redis_url"
 redis_started=$("$vidrec" redis start --redis-url "$redis_url" --state-dir "$state" \
   | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["started"])')
 [ "$redis_started" = "True" ] && echo "   started the project's own redis-server" || echo "   using the Redis that answered"
 
-echo "== 3/6 airflow dags test vidrec_nightly $run_date (log: var/demo-airflow.log)"
+echo "== 3/7 airflow dags test vidrec_nightly $run_date (log: var/demo-airflow.log)"
 conf=$(printf '{"source": "%s", "workdir": "%s", "namespace": "%s", "redis_url": "%s"}' \
   "$source_dir" "$workdir" "$namespace" "$redis_url")
 if ! scripts/airflow.sh dags test vidrec_nightly "$run_date" --conf "$conf" >var/demo-airflow.log 2>&1; then
@@ -62,7 +62,7 @@ print(f"   publish: {'published ' + pub['version'] if pub.get('published') else 
 print(f"   report: {sys.argv[1].replace('.json', '.html')}")
 PY
 
-echo "== 4/6 API on 127.0.0.1:$port"
+echo "== 4/7 API on 127.0.0.1:$port"
 VIDREC_REDIS_URL="$redis_url" VIDREC_NAMESPACE="$namespace" VIDREC_MODEL_ROOT="$workdir/models" \
   "$vidrec" serve --host 127.0.0.1 --port "$port" >var/demo-api.log 2>&1 &
 api_pid=$!
@@ -72,10 +72,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-echo "== 5/6 GET /v1/users/$user/recommendations?k=10"
+echo "== 5/7 GET /v1/users/$user/recommendations?k=10"
 curl -sf "http://127.0.0.1:$port/v1/users/$user/recommendations?k=10" | .venv/bin/python -m json.tool
 "$vidrec" show --user "$user" --source "$source_dir" --api "http://127.0.0.1:$port" -k 10
-echo "== 6/6 the loop: $user watches three of them; the refresher rewrites the list (log: var/demo-refresher.log)"
+echo "== 6/7 the loop: $user watches three of them; the refresher rewrites the list (log: var/demo-refresher.log)"
 "$vidrec" refresher --workdir "$workdir" --namespace "$namespace" --redis-url "$redis_url" >var/demo-refresher.log 2>&1 &
 refresher_pid=$!
 .venv/bin/python - "http://127.0.0.1:$port" "$user" "$redis_url" "$namespace" <<'PY'
@@ -113,4 +113,20 @@ print(f"   after:  {[i['video_id'] for i in after['items']]}")
 PY
 "$vidrec" show --user "$user" --source "$source_dir" --api "http://127.0.0.1:$port" -k 10
 echo "   the next nightly ingest lands these watches for training; vidrec report online --since $run_date counts them"
+echo "== 7/7 a video uploaded after training: vidrec fresh adds it to the live version (no retraining)"
+clip="$root/../shared/data/videos/bikes.mp4"
+[ -f "$clip" ] || clip="$(ls "$source_dir"/media/*.mp4 | head -1)"
+cp "$clip" "$source_dir/media/fresh-upload.mp4"
+echo "fresh-upload,the garlic pasta bake recipe,spicy pasta from the kitchen,recipe|pasta,cooking,10.0,$(date +%s),media/fresh-upload.mp4" >>"$source_dir/videos.csv"
+"$vidrec" fresh --source "$source_dir" --workdir "$workdir" --run-date "$run_date" --namespace "$namespace" \
+  --redis-url "$redis_url" 2>var/demo-fresh.log | .venv/bin/python -c 'import json,sys; s=json.load(sys.stdin); print(f"   fresh: {s}")'
+sleep 1.1  # the API reads the live pointer (and whether it has fresh videos) once a second
+curl -sf "http://127.0.0.1:$port/v1/fresh?category=cooking&k=5" | .venv/bin/python -c 'import json,sys; b=json.load(sys.stdin); print("   GET /v1/fresh?category=cooking:", [i["video_id"] for i in b["items"]])'
+curl -sf "http://127.0.0.1:$port/v1/users/$user/recommendations?k=10" >var/demo-answer.json
+.venv/bin/python - var/demo-answer.json <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+items = [i["video_id"] + (" (fresh)" if i.get("reason") == "fresh" else "") for i in b["items"]]
+print(f"   {b['user_id']}'s answer now (source {b['source']}): {items}")
+PY
 echo "demo finished in $(( $(date +%s) - t0 ))s"
