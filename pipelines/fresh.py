@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +57,31 @@ def new_content(cfg: PipelineConfig, run_date: str, ids: list[str], tower: Numpy
     )
 
 
+@dataclass(frozen=True)
+class LiveModel:
+    """What ``vidrec fresh`` reads of the live version's model folder, once."""
+
+    path: Path
+    items: list[str]
+    layout: ScoreLayout
+    item_rows: np.ndarray
+    """[n_items, layout.total] the catalogue's item rows (``item_embeddings.npy``)."""
+
+    @classmethod
+    def load(cls, path: Path) -> LiveModel:
+        layout = ScoreLayout.from_json(json.loads((path / "scoring.json").read_text()))
+        items = json.loads((path / "items.json").read_text())
+        return cls(path, items, layout, np.load(path / "item_embeddings.npy"))
+
+
 def addendum(
-    model_dir: Path, videos: pd.DataFrame, rows: np.ndarray, k: int
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, tuple[list[str], list[float]]]]:
-    """(similar lists of the new videos by id, fresh lists by category ("" = all)). ``rows``: the
-    new videos' item rows with freshness folded in."""
-    layout = ScoreLayout.from_json(json.loads((model_dir / "scoring.json").read_text()))
-    items = json.loads((model_dir / "items.json").read_text())
+    model: LiveModel, videos: pd.DataFrame, rows: np.ndarray, k: int
+) -> tuple[dict[str, bytes], dict[str, tuple[list[str], list[float]]]]:
+    """(the new videos' encoded similar lists by id, fresh lists by category ("" = all)). ``rows``:
+    the new videos' item rows with freshness folded in."""
+    layout, items = model.layout, model.items
     ids = videos["video_id"].tolist()
-    catalogue = layout.similarity_vectors(np.load(model_dir / "item_embeddings.npy"))
+    catalogue = layout.similarity_vectors(model.item_rows)
     new = layout.similarity_vectors(rows)
     idx, scores = top_k(new, np.concatenate([catalogue, new]), k, [np.array([len(items) + j]) for j in range(len(ids))])
     vocab = VocabBytes(items + ids)
@@ -79,10 +96,12 @@ def addendum(
     for category in sorted(set(categories) - {""}):
         members = [j for j in order if categories[j] == category]
         fresh[str(category)] = ([ids[j] for j in members], [float(watchability[j]) for j in members])
-    return similar, fresh  # type: ignore[return-value]
+    return similar, fresh
 
 
-def user_picks(cfg: PipelineConfig, run_date: str, version: str, rows: np.ndarray, ids: list[str]) -> dict[str, bytes]:
+def user_picks(
+    cfg: PipelineConfig, run_date: str, version: str, model: LiveModel, rows: np.ndarray, ids: list[str]
+) -> dict[str, bytes]:
     """For every user of the live version with events, the ``fresh_per_user`` new videos that
     best match them: the numpy user tower over their latest watches, scored against the new
     videos' rows (the same dot product that ranked their published list). Keyed for Redis."""
@@ -90,16 +109,14 @@ def user_picks(cfg: PipelineConfig, run_date: str, version: str, rows: np.ndarra
     from recsys.model import last_history
     from recsys.online import NUMPY_TOWER_FILE, NumpyUserTower
 
-    model_dir = cfg.model_dir(version)
-    users = json.loads((model_dir / "users.json").read_text())
-    items = json.loads((model_dir / "items.json").read_text())
+    users, items = json.loads((model.path / "users.json").read_text()), model.items
     uidx, iidx = {u: i for i, u in enumerate(users)}, {v: i for i, v in enumerate(items)}
     events = ingest.load(cfg, run_date).events
     known = events[events["user_id"].isin(uidx) & events["video_id"].isin(iidx)]
     if known.empty or cfg.fresh_per_user <= 0:
         return {}
     u, i = known["user_id"].map(uidx).to_numpy(), known["video_id"].map(iidx).to_numpy()
-    tower = NumpyUserTower(model_dir / NUMPY_TOWER_FILE, np.load(model_dir / "item_embeddings.npy"))
+    tower = NumpyUserTower(model.path / NUMPY_TOWER_FILE, model.item_rows)
     max_history = int(tower.config["max_history"])
     hist, weight = last_history(
         u, i, known["ts"].to_numpy(), len(users), max_history, len(items), fitting.completion(known)
@@ -125,36 +142,40 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     t0 = time.perf_counter()
     run_nightly(cfg, run_date, ("ingest", "frame_features", "text_features"))
     client = connect(cfg.redis_url)
-    raw = client.get(keys.live_key(cfg.namespace))
-    if raw is None:
-        return {"version": None, "fresh": 0, "reason": "no live version: run the nightly job first"}
-    version = raw.decode()
-    model_dir = cfg.model_dir(version)
-    if not (model_dir / ITEM_TOWER_FILE).exists():
-        return {"version": version, "fresh": 0, "reason": f"{model_dir} has no {ITEM_TOWER_FILE} (retrain once)"}
-    videos = new_videos(cfg, run_date, set(json.loads((model_dir / "items.json").read_text())))
-    if videos.empty:
-        return {"version": version, "fresh": 0, "seconds": round(time.perf_counter() - t0, 2)}
-    tower = NumpyItemTower(model_dir / ITEM_TOWER_FILE)
-    ids = videos["video_id"].tolist()
-    rows = tower.rows(new_content(cfg, run_date, ids, tower))
-    published = pd.to_numeric(videos.get("published_at"), errors="coerce") if "published_at" in videos else None
-    birth = published.to_numpy(np.float64) if published is not None else np.full(len(ids), np.nan)
-    layout = ScoreLayout.from_json(json.loads((model_dir / "scoring.json").read_text()))
-    rows = layout.fold_freshness(rows, birth, time.time())  # unknown birth: new (the first bucket)
-    similar, fresh = addendum(model_dir, videos, rows, cfg.similar_k)
-    values = {keys.similar_key(cfg.namespace, version, v): b for v, b in similar.items()}
-    values |= {keys.fresh_key(cfg.namespace, version, c or None): keys.encode_items(*lst) for c, lst in fresh.items()}
-    picks = user_picks(cfg, run_date, version, rows, ids)
-    values |= picks
-    written, names = 0, list(values)
-    for s in range(0, len(names), 5000):  # one script per 5,000 keys: Redis stays responsive
-        got = write_if_live(client, cfg.namespace, version, {n: values[n] for n in names[s : s + 5000]})
-        if got < 0:
-            written = got
-            break
-        written += got
-    client.close()
+    try:
+        raw = client.get(keys.live_key(cfg.namespace))
+        if raw is None:
+            return {"version": None, "fresh": 0, "reason": "no live version: run the nightly job first"}
+        version = raw.decode()
+        model_dir = cfg.model_dir(version)
+        if not (model_dir / ITEM_TOWER_FILE).exists():
+            return {"version": version, "fresh": 0, "reason": f"{model_dir} has no {ITEM_TOWER_FILE} (retrain once)"}
+        model = LiveModel.load(model_dir)
+        videos = new_videos(cfg, run_date, set(model.items))
+        if videos.empty:
+            return {"version": version, "fresh": 0, "seconds": round(time.perf_counter() - t0, 2)}
+        tower = NumpyItemTower(model_dir / ITEM_TOWER_FILE)
+        ids = videos["video_id"].tolist()
+        rows = tower.rows(new_content(cfg, run_date, ids, tower))
+        published = pd.to_numeric(videos.get("published_at"), errors="coerce") if "published_at" in videos else None
+        birth = published.to_numpy(np.float64) if published is not None else np.full(len(ids), np.nan)
+        rows = model.layout.fold_freshness(rows, birth, time.time())  # unknown birth: new (the first bucket)
+        similar, fresh = addendum(model, videos, rows, cfg.similar_k)
+        values = {keys.similar_key(cfg.namespace, version, v): b for v, b in similar.items()}
+        values |= {
+            keys.fresh_key(cfg.namespace, version, c or None): keys.encode_items(*lst) for c, lst in fresh.items()
+        }
+        picks = user_picks(cfg, run_date, version, model, rows, ids)
+        values |= picks
+        written, names = 0, list(values)
+        for s in range(0, len(names), 5000):  # one script per 5,000 keys: Redis stays responsive
+            got = write_if_live(client, cfg.namespace, version, {n: values[n] for n in names[s : s + 5000]})
+            if got < 0:
+                written = got
+                break
+            written += got
+    finally:
+        client.close()
     out = cfg.workdir / "fresh" / version
     atomic_write(out / "rows.npy", lambda p: np.save(p.open("wb"), rows))
     write_json(out / "items.json", ids)
