@@ -234,16 +234,24 @@ class PipelinedRedis:
         if not fut.cancelled() and fut.exception() is None:
             self._slots[i] = fut.result()
 
-    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
-        """Send the commands in one write and return their replies, in order.
+    async def execute_raw(self, commands: list[tuple[Arg, ...]]) -> list[object]:
+        """Send the commands in one write and return their replies, in order, error replies as
+        ``hiredis.ReplyError`` values (a cluster client reads MOVED and ASK from them).
 
-        Raises RedisUnavailable on timeout, connection trouble, or an error reply.
+        Raises RedisUnavailable on timeout or connection trouble.
         """
         conn = await self._connection()
         if len(conn.waiters) >= self._max_pending:
             conn.drop_if_stalled(conn.loop.time(), self._stall_seconds)
             raise RedisUnavailable(f"{self._max_pending} requests already waiting on Redis")
-        replies = await conn.send(b"".join([pack(c) for c in commands]), len(commands))
+        return await conn.send(b"".join([pack(c) for c in commands]), len(commands))
+
+    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
+        """Send the commands in one write and return their replies, in order.
+
+        Raises RedisUnavailable on timeout, connection trouble, or an error reply.
+        """
+        replies = await self.execute_raw(commands)
         for r in replies:
             if isinstance(r, hiredis.ReplyError):
                 raise RedisReplyError(f"Redis replied with an error: {r}")

@@ -1,6 +1,7 @@
 """Inner loops compiled with numba for the Redis side of publishing: the list encoding of whole
 top-k matrices (``encode_lists``: ``cache.keys.encode_items``' bytes for every row) and RESP
-command packing for blocks of keys (``resp_keyed_commands``, ``resp_multikey_command``).
+command packing for blocks of keys (``resp_keyed_commands``, ``resp_multikey_command``,
+``resp_key_commands``) and the Redis Cluster slot of each id (``id_slots``).
 
 This module imports numba (~0.6 s) and compiles each function on first use (cached on disk beside
 it): import it inside the functions that need it, never on the API's import path.
@@ -93,6 +94,7 @@ def encode_lists(
 def resp_keyed_commands(
     head: np.ndarray,
     prefix: np.ndarray,
+    suffix: np.ndarray,
     id_data: np.ndarray,
     id_starts: np.ndarray,
     first: int,
@@ -100,7 +102,7 @@ def resp_keyed_commands(
     val_off: np.ndarray,
     tail: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """RESP commands, one per value: ``head``, the key (``prefix`` + id ``first + i``) and value
+    """RESP commands, one per value: ``head``, the key (``prefix`` + id ``first + i`` + ``suffix``) and value
     ``vals[val_off[i]:val_off[i + 1]]`` as bulk strings, then ``tail`` (already RESP), i.e.
     ``SET key value EX ttl`` with head ``*5\\r\\n$3\\r\\nSET\\r\\n`` and tail the EX argument pair.
 
@@ -110,7 +112,7 @@ def resp_keyed_commands(
     ends = np.empty(n, np.int64)
     total = 0
     for i in range(n):
-        klen = len(prefix) + id_starts[first + i + 1] - id_starts[first + i]
+        klen = len(prefix) + len(suffix) + id_starts[first + i + 1] - id_starts[first + i]
         vlen = val_off[i + 1] - val_off[i]
         total += len(head) + len(tail) + klen + vlen + _digits(klen) + _digits(vlen) + 10
         ends[i] = total
@@ -119,9 +121,10 @@ def resp_keyed_commands(
     for i in range(n):
         a, b = id_starts[first + i], id_starts[first + i + 1]
         p = _put(out, p, head, 0, len(head))
-        p = _put_len(out, p, len(prefix) + b - a)
+        p = _put_len(out, p, len(prefix) + len(suffix) + b - a)
         p = _put(out, p, prefix, 0, len(prefix))
         p = _put(out, p, id_data, a, b)
+        p = _put(out, p, suffix, 0, len(suffix))
         out[p] = 13
         out[p + 1] = 10
         p = _put_len(out, p + 2, val_off[i + 1] - val_off[i])
@@ -134,23 +137,73 @@ def resp_keyed_commands(
 
 @numba.njit(nogil=True, cache=True)
 def resp_multikey_command(
-    head: np.ndarray, prefix: np.ndarray, id_data: np.ndarray, id_starts: np.ndarray
+    head: np.ndarray, prefix: np.ndarray, suffix: np.ndarray, id_data: np.ndarray, id_starts: np.ndarray
 ) -> np.ndarray:
     """One RESP command: ``head`` (the array length line and the command name, already RESP)
-    followed by every key ``prefix`` + id as a bulk string, e.g. ``EXISTS k1 k2 ...``."""
+    followed by every key ``prefix`` + id + ``suffix`` as a bulk string, e.g. ``EXISTS k1 k2 ...``."""
     n = len(id_starts) - 1
     total = len(head)
     for j in range(n):
-        klen = len(prefix) + id_starts[j + 1] - id_starts[j]
+        klen = len(prefix) + len(suffix) + id_starts[j + 1] - id_starts[j]
         total += klen + _digits(klen) + 5
     out = np.empty(total, np.uint8)
     p = _put(out, 0, head, 0, len(head))
     for j in range(n):
-        a, b = id_starts[j], id_starts[j + 1]
-        p = _put_len(out, p, len(prefix) + b - a)
-        p = _put(out, p, prefix, 0, len(prefix))
-        p = _put(out, p, id_data, a, b)
-        out[p] = 13
-        out[p + 1] = 10
-        p += 2
+        p = _put_key(out, p, prefix, suffix, id_data, id_starts[j], id_starts[j + 1])
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _put_key(out: np.ndarray, p: int, prefix: np.ndarray, suffix: np.ndarray, ids: np.ndarray, a: int, b: int) -> int:
+    p = _put_len(out, p, len(prefix) + len(suffix) + b - a)
+    p = _put(out, p, prefix, 0, len(prefix))
+    p = _put(out, p, ids, a, b)
+    p = _put(out, p, suffix, 0, len(suffix))
+    out[p] = 13
+    out[p + 1] = 10
+    return p + 2
+
+
+@numba.njit(nogil=True, cache=True)
+def resp_key_commands(
+    head: np.ndarray, prefix: np.ndarray, suffix: np.ndarray, id_data: np.ndarray, id_starts: np.ndarray
+) -> np.ndarray:
+    """One RESP command per key: ``head`` then the key ``prefix`` + id + ``suffix``, e.g.
+    ``EXISTS k`` with head ``*2\\r\\n$6\\r\\nEXISTS\\r\\n`` (a cluster checks keys of one slot per command)."""
+    n = len(id_starts) - 1
+    total = 0
+    for j in range(n):
+        klen = len(prefix) + len(suffix) + id_starts[j + 1] - id_starts[j]
+        total += len(head) + klen + _digits(klen) + 5
+    out = np.empty(total, np.uint8)
+    p = 0
+    for j in range(n):
+        p = _put(out, p, head, 0, len(head))
+        p = _put_key(out, p, prefix, suffix, id_data, id_starts[j], id_starts[j + 1])
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _crc16_table() -> np.ndarray:
+    table = np.empty(256, np.int64)
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table[i] = crc & 0xFFFF
+    return table
+
+
+@numba.njit(nogil=True, cache=True)
+def id_slots(id_data: np.ndarray, id_starts: np.ndarray) -> np.ndarray:
+    """[n] int32 Redis Cluster hash slot of each id used as a key's hash tag: CRC16 (XMODEM) of
+    the id's bytes mod 16384 (``cache.cluster.key_slot`` for one key)."""
+    table = _crc16_table()
+    n = len(id_starts) - 1
+    out = np.empty(n, np.int32)
+    for j in range(n):
+        crc = 0
+        for t in range(id_starts[j], id_starts[j + 1]):
+            crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ id_data[t]) & 0xFF]
+        out[j] = crc & 16383
     return out

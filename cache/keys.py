@@ -7,14 +7,19 @@ Keys (readable in redis-cli)::
     vidrec:{ns}:live                  -> live version id
     vidrec:{ns}:versions              -> sorted set: published versions scored by publish time
     vidrec:{ns}:v:{ver}:meta          -> JSON manifest of a published version
-    vidrec:{ns}:v:{ver}:u:{user}      -> top-k for a user (encoded list)
-    vidrec:{ns}:v:{ver}:sim:{video}   -> similar videos (encoded list)
+    vidrec:{ns}:v:{ver}:u:{{user}}    -> top-k for a user (encoded list)
+    vidrec:{ns}:v:{ver}:sim:{{video}} -> similar videos (encoded list)
     vidrec:{ns}:v:{ver}:popular       -> popular list (encoded list)
     vidrec:{ns}:v:{ver}:popular:c:{category} -> popular within a category (encoded list)
     vidrec:{ns}:v:{ver}:fresh[:c:{category}] -> videos added after training (vidrec fresh; encoded list)
-    vidrec:{ns}:v:{ver}:fresh:u:{user}   -> those that best match a user (mixed into their answers)
-    vidrec:{ns}:hist:{user}           -> list: video ids the user watched recently (POST /v1/events), newest first
+    vidrec:{ns}:v:{ver}:fresh:u:{{user}} -> those that best match a user (mixed into their answers)
+    vidrec:{ns}:hist:{{user}}         -> list: video ids the user watched recently (POST /v1/events), newest first
     vidrec:{ns}:events                -> stream: every event posted to the API, for the nightly job
+
+Keys per user or per video carry the id in braces, literally (``{{user}}`` above is e.g.
+``{u42}``): a Redis Cluster hash tag. Only the part in braces is hashed, so one user's top-k, fresh
+picks and recent-history list share a slot, and the API's cache hit stays one round trip to one
+node; a single Redis ignores the braces. Ids cannot hold braces (``recsys.contract.ID_PATTERN``).
 
 Encoded list, version 1 (little-endian)::
 
@@ -46,8 +51,26 @@ def version_prefix(ns: str, version: str) -> str:
     return f"{PREFIX}:{ns}:v:{version}"
 
 
+def tagged(prefix: str, item_id: str) -> str:
+    """``prefix{item_id}``: the id as the key's Redis Cluster hash tag."""
+    return f"{prefix}{{{item_id}}}"
+
+
+TAG_SUFFIX = b"}"
+"""What follows the id in every tagged key (``tagged``); the bulk writers build keys as
+``prefix + id + TAG_SUFFIX`` from the prefixes below."""
+
+
+def user_prefix(ns: str, version: str) -> str:
+    return f"{version_prefix(ns, version)}:u:{{"
+
+
+def similar_prefix(ns: str, version: str) -> str:
+    return f"{version_prefix(ns, version)}:sim:{{"
+
+
 def user_key(ns: str, version: str, user_id: str) -> str:
-    return f"{version_prefix(ns, version)}:u:{user_id}"
+    return tagged(f"{version_prefix(ns, version)}:u:", user_id)
 
 
 def popular_key(ns: str, version: str) -> str:
@@ -55,7 +78,7 @@ def popular_key(ns: str, version: str) -> str:
 
 
 def similar_key(ns: str, version: str, video_id: str) -> str:
-    return f"{version_prefix(ns, version)}:sim:{video_id}"
+    return tagged(f"{version_prefix(ns, version)}:sim:", video_id)
 
 
 def fresh_key(ns: str, version: str, category: str | None = None) -> str:
@@ -65,7 +88,7 @@ def fresh_key(ns: str, version: str, category: str | None = None) -> str:
 
 def fresh_user_key(ns: str, version: str, user_id: str) -> str:
     """The new videos (``vidrec fresh``) that best match a user, mixed into their answers."""
-    return f"{version_prefix(ns, version)}:fresh:u:{user_id}"
+    return tagged(f"{version_prefix(ns, version)}:fresh:u:", user_id)
 
 
 def category_popular_key(ns: str, version: str, category: str) -> str:
@@ -77,7 +100,7 @@ def versions_key(ns: str) -> str:
 
 
 def hist_key(ns: str, user_id: str) -> str:
-    return f"{PREFIX}:{ns}:hist:{user_id}"
+    return tagged(f"{PREFIX}:{ns}:hist:", user_id)
 
 
 def events_stream_key(ns: str) -> str:

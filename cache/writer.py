@@ -9,6 +9,12 @@ pointer, clean up old versions; roll back.
 4. Clean up: versions other than the live one and a rollback target published more than
    ``grace_seconds`` ago are UNLINKed (found with SCAN, never KEYS).
 
+On a Redis Cluster (``connect`` of a ``redis+cluster://`` URL gives redis-py's ``RedisCluster``)
+step 1 and 2 run per master, on a thread each: the rows are grouped by the node serving each
+key's slot (the compiled ``id_slots`` over the ids, which are the keys' hash tags), each group
+written and verified on its node's own connection, with one ``EXISTS`` per key (a multi-key
+command must stay within one slot). Steps 3 and 4 go through ``RedisCluster``.
+
 Writing the same version again writes the same keys with the same values (idempotent).
 ``client`` is a redis-py client (``redis.Redis``); redis-py is imported inside the functions.
 """
@@ -40,10 +46,30 @@ Buffer = bytes | memoryview | np.ndarray  # what socket.sendall takes
 
 def connect(url: str):  # type: ignore[no-untyped-def]
     """The offline side's Redis client (redis-py; bounded connect and read timeouts): publish,
-    landing, the refresher."""
+    landing, the refresher. A ``redis+cluster://`` URL gives a ``RedisCluster`` (``cache.cluster``)."""
     import redis
 
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    from cache.cluster import is_cluster_url, parse_cluster_url
+
+    if not is_cluster_url(url):
+        return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    from redis.cluster import ClusterNode, RedisCluster
+
+    t = parse_cluster_url(url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in t.seeds],
+        username=t.username,
+        password=t.password,
+        ssl=t.tls,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+    )
+
+
+def is_cluster(client) -> bool:  # type: ignore[no-untyped-def]
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 class PublishError(RuntimeError):
@@ -62,6 +88,9 @@ class TopK:
         """One block: (buffer, offsets), list i at ``buffer[offsets[i]:offsets[i + 1]]``."""
         yield concat_bytes([keys.encode_items(i, s) for i, s in zip(self.item_ids, self.scores, strict=True)])
 
+    def rows(self, rows: np.ndarray) -> TopK:
+        return TopK([self.user_ids[i] for i in rows], [self.item_ids[i] for i in rows], [self.scores[i] for i in rows])
+
 
 @dataclass(frozen=True)
 class TopKMatrix:
@@ -76,6 +105,9 @@ class TopKMatrix:
     def encoded_blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return encode_row_blocks(self.vocab, self.index, self.scores)
 
+    def rows(self, rows: np.ndarray) -> TopKMatrix:
+        return TopKMatrix([self.user_ids[i] for i in rows], self.vocab, self.index[rows], self.scores[rows])
+
 
 Lists = tuple[list[str], list[float]]
 
@@ -89,6 +121,8 @@ class VersionWrite:
     lists: list[tuple[bytes, TopK | TopKMatrix]]
     singles: list[tuple[bytes, Lists]]
     ttl_seconds: int
+    per_key_exists: bool = False
+    """Verify with one EXISTS per key (a cluster node: multi-key commands must stay in one slot)."""
     sample: list[tuple[bytes, bytes]] = field(default_factory=list)
     bytes: int = 0
     user_bytes: int = 0
@@ -106,6 +140,8 @@ class VersionWrite:
         first = 0  # index of the block's first key among all keys
         for (prefix, ranked), ids in zip(self.lists, self.ids, strict=True):
             for cmds, ends, n in self._ranked_commands(prefix, ranked, ids, first):
+                if not n:
+                    continue
                 view = memoryview(cmds)
                 for s in range(0, n, WRITE_CHUNK):
                     e = min(s + WRITE_CHUNK, n)
@@ -116,7 +152,8 @@ class VersionWrite:
         self.bytes += sum(map(len, values))
         self.sample.extend((single_keys[j - first], values[j - first]) for j in self.sample_at if j >= first)
         cmds = [pack([b"SET", key, v, b"EX", self.ttl_seconds]) for key, v in zip(single_keys, values, strict=True)]
-        yield b"".join(cmds), len(cmds)
+        if cmds:
+            yield b"".join(cmds), len(cmds)
 
     def _ranked_commands(
         self, prefix: bytes, ranked: TopK | TopKMatrix, ids: tuple[np.ndarray, np.ndarray], first: int
@@ -127,35 +164,47 @@ class VersionWrite:
         set_head = np.frombuffer(b"*5\r\n$3\r\nSET\r\n", np.uint8)
         ex_tail = np.frombuffer(pack([b"EX", self.ttl_seconds])[4:], np.uint8)  # the EX pair, no array line
         (id_data, id_starts), p, start = ids, np.frombuffer(prefix, np.uint8), 0
+        suffix = np.frombuffer(keys.TAG_SUFFIX, np.uint8)
         for buf, off in ranked.encoded_blocks():
             n = len(off) - 1
             if start + n > len(ranked.user_ids):  # checked here: the kernel does not check bounds
                 raise PublishError(f"more lists encoded than the {len(ranked.user_ids)} ids")
-            cmds, ends = resp_keyed_commands(set_head, p, id_data, id_starts, start, buf, off, ex_tail)
+            cmds, ends = resp_keyed_commands(set_head, p, suffix, id_data, id_starts, start, buf, off, ex_tail)
             block_bytes = int(off[-1] - off[0])
             self.bytes += block_bytes
-            if prefix.endswith(b":u:"):
+            if prefix.endswith(b":u:{"):
                 self.user_bytes += block_bytes
             for j in self.sample_at:
                 if first + start <= j < first + start + n:
                     i = j - first
                     uid = id_data[id_starts[i] : id_starts[i + 1]].tobytes()
-                    self.sample.append((prefix + uid, buf[off[i - start] : off[i - start + 1]].tobytes()))
+                    key = prefix + uid + keys.TAG_SUFFIX
+                    self.sample.append((key, buf[off[i - start] : off[i - start + 1]].tobytes()))
             yield cmds, ends, n
             start += n
         if start != len(ranked.user_ids):
             raise PublishError(f"{start} lists encoded for {len(ranked.user_ids)} ids")
 
     def exists_batches(self) -> Iterator[tuple[bytes | np.ndarray, int]]:
-        """One EXISTS per ``WRITE_CHUNK`` keys, then one for the single lists."""
-        from cache.kernels import resp_multikey_command
+        """One EXISTS per ``WRITE_CHUNK`` keys, then one for the single lists (``per_key_exists``:
+        ``WRITE_CHUNK`` EXISTS commands of one key per batch)."""
+        from cache.kernels import resp_key_commands, resp_multikey_command
 
+        suffix = np.frombuffer(keys.TAG_SUFFIX, np.uint8)
         for (prefix, _), (id_data, id_starts) in zip(self.lists, self.ids, strict=True):
+            p = np.frombuffer(prefix, np.uint8)
             for s in range(0, len(id_starts) - 1, WRITE_CHUNK):
                 part = id_starts[s : s + WRITE_CHUNK + 1]
-                head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
-                yield resp_multikey_command(head, np.frombuffer(prefix, np.uint8), id_data, part), 1
-        yield pack([b"EXISTS", *(key for key, _ in self.singles)]), 1
+                if self.per_key_exists:
+                    head = np.frombuffer(b"*2\r\n$6\r\nEXISTS\r\n", np.uint8)
+                    yield resp_key_commands(head, p, suffix, id_data, part), len(part) - 1
+                else:
+                    head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
+                    yield resp_multikey_command(head, p, suffix, id_data, part), 1
+        if self.singles and self.per_key_exists:
+            yield b"".join(pack([b"EXISTS", key]) for key, _ in self.singles), len(self.singles)
+        elif self.singles:
+            yield pack([b"EXISTS", *(key for key, _ in self.singles)]), 1
 
     def write_and_verify(self, client) -> None:  # type: ignore[no-untyped-def]
         """Write every key, then check they all exist and the sample reads back byte-identical."""
@@ -167,9 +216,65 @@ class VersionWrite:
         present = count_existing(client, self.exists_batches())
         if present != self.n_keys:
             raise PublishError(f"verification failed: {present} of {self.n_keys} keys present after write")
-        for (key, value), got in zip(self.sample, client.mget([k for k, _ in self.sample]), strict=True):
+        sample_keys = [k for k, _ in self.sample]
+        if self.per_key_exists:  # one slot per command on a cluster node
+            pipe = client.pipeline(transaction=False)
+            for k in sample_keys:
+                pipe.get(k)
+            got_values = pipe.execute()
+        else:
+            got_values = client.mget(sample_keys) if sample_keys else []
+        for (key, value), got in zip(self.sample, got_values, strict=True):
             if got != value:
                 raise PublishError(f"verification failed: {key.decode()} reads back different bytes")
+
+    def by_node(self, cluster) -> list[tuple[object, VersionWrite]]:  # type: ignore[no-untyped-def]
+        """This write split by the cluster master serving each key: (node, its part), each part
+        verified per key. Rows keep their order within a node."""
+        from cache.cluster import SLOTS, key_slot
+        from cache.kernels import id_slots
+
+        nodes: list = []
+        owner = np.full(SLOTS, -1, np.int64)  # slot -> index into nodes
+        for slot, serving in cluster.nodes_manager.slots_cache.items():
+            if serving:
+                if serving[0] not in nodes:
+                    nodes.append(serving[0])
+                owner[slot] = nodes.index(serving[0])
+
+        def node_index(slots: np.ndarray) -> np.ndarray:
+            idx = owner[slots]
+            if (idx < 0).any():
+                raise PublishError(f"no Redis Cluster master serves slot {int(slots[np.argmax(idx < 0)])}")
+            return idx
+
+        parts: list[tuple[list, list]] = [([], []) for _ in nodes]
+        for (prefix, ranked), (id_data, id_starts) in zip(self.lists, self.ids, strict=True):
+            row_node = node_index(id_slots(id_data, id_starts))
+            for i, part in enumerate(parts):
+                rows = np.flatnonzero(row_node == i)
+                if len(rows):
+                    part[0].append((prefix, ranked.rows(rows)))
+        for key, lst in self.singles:
+            parts[int(node_index(np.array([key_slot(key)]))[0])][1].append((key, lst))
+        return [
+            (node, VersionWrite(lists, singles, self.ttl_seconds, per_key_exists=True))
+            for node, (lists, singles) in zip(nodes, parts, strict=True)
+            if lists or singles
+        ]
+
+    def write_and_verify_cluster(self, cluster) -> None:  # type: ignore[no-untyped-def]
+        """``write_and_verify`` per master, on a thread each; the first failure is raised."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = self.by_node(cluster)
+        with ThreadPoolExecutor(max_workers=max(1, len(parts))) as pool:
+            futures = [pool.submit(part.write_and_verify, cluster.get_redis_connection(node)) for node, part in parts]
+            for f in futures:
+                f.result()
+        for _, part in parts:
+            self.bytes += part.bytes
+            self.user_bytes += part.user_bytes
 
 
 def publish_version(
@@ -187,15 +292,18 @@ def publish_version(
     """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails."""
     import redis
 
-    lists = [(keys.user_key(ns, version, "").encode(), topk)]
+    lists = [(keys.user_prefix(ns, version).encode(), topk)]
     if similar:
-        lists.append((keys.similar_key(ns, version, "").encode(), similar))
+        lists.append((keys.similar_prefix(ns, version).encode(), similar))
     singles = [(keys.popular_key(ns, version).encode(), popular)] + [
         (keys.category_popular_key(ns, version, c).encode(), lst) for c, lst in (by_category or {}).items()
     ]
     write = VersionWrite(lists, singles, ttl_seconds)
     try:
-        write.write_and_verify(client)
+        if is_cluster(client):
+            write.write_and_verify_cluster(client)
+        else:
+            write.write_and_verify(client)
         n_users = len(topk.user_ids)
         meta: dict[str, object] = {
             "version": version,
@@ -312,8 +420,8 @@ def write_batches(client, batches: Iterator[tuple[Buffer, int]]) -> None:  # typ
 
 
 def count_existing(client, batches: Iterator[tuple[Buffer, int]]) -> int:  # type: ignore[no-untyped-def]
-    """The sum of the replies of a run of pipelined EXISTS commands (one command per batch)."""
-    return sum(int(r[0]) for r in pipelined(client, batches))  # type: ignore[call-overload]
+    """The sum of the replies of a run of pipelined EXISTS commands."""
+    return sum(sum(map(int, r)) for r in pipelined(client, batches))  # type: ignore[arg-type]
 
 
 def unlink_matching(client, pattern: str, batch: int = 1000) -> int:  # type: ignore[no-untyped-def]
@@ -372,5 +480,24 @@ def write_if_live(client, ns: str, version: str, values: dict[str, bytes]) -> in
     ``version`` is live, so a publish that flipped the pointer meanwhile is never undone. Returns
     the keys written, -1 when ``version`` is no longer live, -2 when its meta key is gone (the
     version expired)."""
+    if is_cluster(client):
+        return _write_if_live_cluster(client, ns, version, values)
     names = [keys.live_key(ns), keys.meta_key(ns, version), *values]
     return int(client.eval(_WRITE_IF_LIVE, len(names), *names, version, *values.values()))
+
+
+def _write_if_live_cluster(client, ns: str, version: str, values: dict[str, bytes]) -> int:  # type: ignore[no-untyped-def]
+    """``write_if_live`` on a Redis Cluster, where one script cannot read the live pointer and
+    write users' keys in other slots: check, write (pipelined per node), check again. A publish
+    that flips the pointer in between is still never undone (only keys of ``version`` are written,
+    and they expire with it); the second check reports it as -1, as the script would have."""
+    if client.get(keys.live_key(ns)) != version.encode():
+        return -1
+    ttl = client.pttl(keys.meta_key(ns, version))
+    if ttl <= 0:
+        return -2
+    pipe = client.pipeline(transaction=False)
+    for key, value in values.items():
+        pipe.set(key, value, px=ttl)
+    pipe.execute()
+    return len(values) if client.get(keys.live_key(ns)) == version.encode() else -1

@@ -103,3 +103,77 @@ def stop_redis(url: str, state_dir: Path) -> bool:
         time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     return True
+
+
+def cluster_node_command(port: int, state_dir: Path, host: str = "127.0.0.1") -> list[str]:
+    """A cluster-enabled ``redis-server`` that keeps nothing on disk but its cluster config.
+
+    ``cluster-require-full-coverage no``: when a master is lost (and has no replica), the others
+    keep answering for their own slots; only the lost slots fail (the API degrades those users)."""
+    return [
+        find_redis_binary(),
+        "--bind", host,
+        "--port", str(port),
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", str(state_dir / f"nodes-{port}.conf"),
+        "--cluster-node-timeout", "2000",
+        "--cluster-require-full-coverage", "no",
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "yes",
+        "--pidfile", str(state_dir / f"redis-{port}.pid"),
+        "--logfile", str(state_dir / f"redis-{port}.log"),
+        "--dir", str(state_dir),
+    ]  # fmt: skip
+
+
+def start_cluster(ports: list[int], state_dir: Path, host: str = "127.0.0.1") -> str:
+    """Start one master per port and join them into a Redis Cluster (``redis-cli --cluster
+    create``, slots split evenly, no replicas); return its ``redis+cluster://`` URL. Needs the
+    ``redis-cli`` binary (Debian's redis-tools). ``stop_cluster`` stops it."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise FileNotFoundError("no redis-cli binary: `apt-get install redis-tools` (scripts/tools.sh redis-tools)")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for port in ports:
+        (state_dir / f"nodes-{port}.conf").unlink(missing_ok=True)
+        subprocess.run(cluster_node_command(port, state_dir, host), check=True)
+    deadline = time.monotonic() + 10
+    for port in ports:
+        while not redis_answers(f"redis://{host}:{port}/0", timeout_s=0.5):
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"cluster node {host}:{port} does not answer; see {state_dir}")
+            time.sleep(0.1)
+    nodes = [f"{host}:{p}" for p in ports]
+    done = subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    url = "redis+cluster://" + ",".join(nodes)
+    wait_cluster_ok(ports[0], host)
+    return url
+
+
+def wait_cluster_ok(port: int, host: str = "127.0.0.1", timeout_s: float = 20.0) -> None:
+    """Wait until the node reports ``cluster_state:ok`` (every slot served, the nodes agree)."""
+    import redis
+
+    client = redis.Redis(host=host, port=port, socket_timeout=2)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
+                return
+            time.sleep(0.2)
+    finally:
+        client.close()
+    raise ConnectionError(f"Redis Cluster at {host}:{port} did not reach cluster_state:ok in {timeout_s}s")
+
+
+def stop_cluster(ports: list[int], state_dir: Path) -> None:
+    for port in ports:
+        stop_redis(f"redis://127.0.0.1:{port}/0", state_dir)

@@ -87,3 +87,47 @@ class CircuitBreaker:
         elif self._opened_at is None and self._consecutive >= self.failures:
             self._opened_at = self._clock()
             self.openings += 1
+
+
+class NodeBreakers:
+    """A ``CircuitBreaker`` per Redis Cluster node (``guard``, given to the cluster client), and
+    the store's breaker interface over all of them: ``call`` passes through (each node's calls are
+    guarded below it), the counts are sums and the state is "open" while any node's breaker is not
+    closed. A dead master opens its own breaker: only the users in its slots get degraded answers."""
+
+    def __init__(
+        self, failures: int = 5, cooldown_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        CircuitBreaker(failures, cooldown_seconds, clock)  # checks the settings now
+        self.failures, self.cooldown, self._clock = failures, cooldown_seconds, clock
+        self.nodes: dict[object, CircuitBreaker] = {}
+
+    async def guard(self, node: object, fn: Callable[[], Awaitable[T]]) -> T:
+        breaker = self.nodes.get(node)
+        if breaker is None:
+            breaker = self.nodes[node] = CircuitBreaker(self.failures, self.cooldown, self._clock)
+        return await breaker.call(fn)
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return await fn()
+
+    @property
+    def openings(self) -> int:
+        return sum(b.openings for b in self.nodes.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(b.rejected for b in self.nodes.values())
+
+    @property
+    def probes(self) -> int:
+        return sum(b.probes for b in self.nodes.values())
+
+    @property
+    def state(self) -> str:
+        states = {b.state for b in self.nodes.values()}
+        return "open" if "open" in states else "half-open" if "half-open" in states else "closed"
+
+    @property
+    def last_error(self) -> str:
+        return "; ".join(b.last_error for b in self.nodes.values() if b.state != "closed")

@@ -17,8 +17,10 @@ import time
 
 from cache import keys
 from cache.client import PipelinedRedis, RedisUnavailable
+from cache.cluster import is_cluster_url
+from cache.cluster_client import ClusterPipelinedRedis
 from cache.resp import Arg
-from serving.breaker import CircuitBreaker
+from serving.breaker import CircuitBreaker, NodeBreakers
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,17 @@ class DataLost(StoreUnavailable):
 
 class RedisTopKStore:
     def __init__(
-        self, client: PipelinedRedis, namespace: str, live_cache_seconds: float, breaker: CircuitBreaker | None = None
+        self,
+        client: PipelinedRedis | ClusterPipelinedRedis,
+        namespace: str,
+        live_cache_seconds: float,
+        breaker: CircuitBreaker | NodeBreakers | None = None,
     ) -> None:
         self._client = client
         self.breaker = breaker or CircuitBreaker()
+        # On a cluster the live pointer is one node's key: while that node is unreachable, the
+        # version last read stays in use, so the users on the other nodes keep their lists.
+        self._stale_live_ok = isinstance(client, ClusterPipelinedRedis)
         self._ns = namespace
         self._live_key = keys.live_key(namespace)
         self._live_cache_seconds = live_cache_seconds
@@ -54,14 +63,20 @@ class RedisTopKStore:
 
     @classmethod
     def from_settings(cls, settings) -> RedisTopKStore:  # type: ignore[no-untyped-def]
-        client = PipelinedRedis(
-            settings.redis_url,
-            connections=settings.redis_connections,
-            timeout=settings.redis_timeout_seconds,
-            max_pending=settings.redis_max_pending,
-        )
-        breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_cooldown_seconds)
-        return cls(client, settings.namespace, settings.live_version_cache_seconds, breaker)
+        """One Redis, or a Redis Cluster when the URL says ``redis+cluster://`` (``cache.cluster``):
+        then a breaker per node, so a lost master degrades only the users in its slots."""
+        options = {
+            "connections": settings.redis_connections,
+            "timeout": settings.redis_timeout_seconds,
+            "max_pending": settings.redis_max_pending,
+        }
+        limits = (settings.redis_breaker_failures, settings.redis_breaker_cooldown_seconds)
+        if is_cluster_url(settings.redis_url):
+            breakers = NodeBreakers(*limits)
+            cluster = ClusterPipelinedRedis(settings.redis_url, guard=breakers.guard, **options)
+            return cls(cluster, settings.namespace, settings.live_version_cache_seconds, breakers)
+        client = PipelinedRedis(settings.redis_url, **options)
+        return cls(client, settings.namespace, settings.live_version_cache_seconds, CircuitBreaker(*limits))
 
     async def _execute(self, *args: Arg) -> object:
         return await self.breaker.call(lambda: self._client.execute(*args))
@@ -77,7 +92,12 @@ class RedisTopKStore:
         now = time.monotonic()
         if version is not None and now - fetched_at < self._live_cache_seconds:
             return version
-        raw = await self._execute("GET", self._live_key)
+        try:
+            raw = await self._execute("GET", self._live_key)
+        except RedisUnavailable:
+            if self._stale_live_ok and self.last_live is not None:
+                return self.last_live
+            raise
         version = raw.decode() if raw else None  # type: ignore[attr-defined]
         if version is None and self.last_live is not None:
             raise DataLost(self.last_live, "the live pointer")

@@ -7,7 +7,12 @@ from cache import keys
 
 def test_key_layout_is_exact():
     assert keys.live_key("demo") == "vidrec:demo:live"
-    assert keys.user_key("demo", "20261128-ab", "u1") == "vidrec:demo:v:20261128-ab:u:u1"
+    # per-user and per-video keys carry the id as a Redis Cluster hash tag
+    assert keys.user_key("demo", "20261128-ab", "u1") == "vidrec:demo:v:20261128-ab:u:{u1}"
+    assert keys.user_key("demo", "7", "u1") == keys.user_prefix("demo", "7") + "u1" + keys.TAG_SUFFIX.decode()
+    assert keys.similar_key("demo", "7", "v1") == keys.similar_prefix("demo", "7") + "v1}" == "vidrec:demo:v:7:sim:{v1}"
+    assert keys.hist_key("demo", "u1") == "vidrec:demo:hist:{u1}"
+    assert keys.fresh_user_key("demo", "7", "u1") == "vidrec:demo:v:7:fresh:u:{u1}"
     assert keys.popular_key("demo", "20261128-ab") == "vidrec:demo:v:20261128-ab:popular"
     assert keys.meta_key("demo", "7") == "vidrec:demo:v:7:meta"
 

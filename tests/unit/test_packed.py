@@ -45,7 +45,7 @@ def test_bad_input_is_refused():
 
 def test_resp_commands_parse_back():
     """The compiled RESP builders against redis-py's packer (``cache.resp.pack``)."""
-    from cache.kernels import resp_keyed_commands, resp_multikey_command
+    from cache.kernels import resp_key_commands, resp_keyed_commands, resp_multikey_command
     from cache.packed import concat_bytes
     from cache.resp import pack
 
@@ -55,13 +55,32 @@ def test_resp_commands_parse_back():
     val_data, val_off = concat_bytes(values)
     head = np.frombuffer(b"*5\r\n$3\r\nSET\r\n", np.uint8)
     tail = np.frombuffer(b"$2\r\nEX\r\n$5\r\n86400\r\n", np.uint8)
-    prefix = np.frombuffer(b"vidrec:ns:v:1:u:", np.uint8)
-    cmds, ends = resp_keyed_commands(head, prefix[:], id_data, id_starts, 0, val_data, val_off, tail)
-    expected = [
-        pack([b"SET", b"vidrec:ns:v:1:u:" + u.encode(), v, b"EX", 86400]) for u, v in zip(ids, values, strict=True)
-    ]
+    prefix, suffix = np.frombuffer(b"vidrec:ns:v:1:u:{", np.uint8), np.frombuffer(b"}", np.uint8)
+    cmds, ends = resp_keyed_commands(head, prefix[:], suffix, id_data, id_starts, 0, val_data, val_off, tail)
+    key = [b"vidrec:ns:v:1:u:{" + u.encode() + b"}" for u in ids]
+    expected = [pack([b"SET", k, v, b"EX", 86400]) for k, v in zip(key, values, strict=True)]
     assert cmds.tobytes() == b"".join(expected)
     assert ends.tolist() == np.cumsum([len(e) for e in expected]).tolist()
     # the second and third ids only, as a slice of the starts (absolute offsets into id_data)
-    got = resp_multikey_command(np.frombuffer(b"*3\r\n$6\r\nEXISTS\r\n", np.uint8), prefix, id_data, id_starts[1:])
-    assert got.tobytes() == pack([b"EXISTS", *(b"vidrec:ns:v:1:u:" + u.encode() for u in ids[1:])])
+    exists = np.frombuffer(b"*3\r\n$6\r\nEXISTS\r\n", np.uint8)
+    got = resp_multikey_command(exists, prefix, suffix, id_data, id_starts[1:])
+    assert got.tobytes() == pack([b"EXISTS", *key[1:]])
+    got = resp_key_commands(np.frombuffer(b"*2\r\n$6\r\nEXISTS\r\n", np.uint8), prefix, suffix, id_data, id_starts)
+    assert got.tobytes() == b"".join(pack([b"EXISTS", k]) for k in key)
+
+
+def test_id_slots_match_redis_cluster_hashing():
+    """The compiled CRC16 slots of ids against the pure-Python one (``cache.cluster.key_slot``)
+    and against values Redis itself gives (CLUSTER KEYSLOT, from the cluster specification's
+    example and redis-cli on 7.0)."""
+    from cache.cluster import key_slot
+    from cache.kernels import id_slots
+    from cache.packed import concat_bytes
+
+    assert key_slot(b"123456789") == 0x31C3  # the specification's CRC16 check value
+    assert key_slot(b"foo") == 12182 and key_slot(b"bar") == 5061
+    assert key_slot(b"vidrec:ns:v:1:u:{u42}") == key_slot(b"vidrec:ns:hist:{u42}") == key_slot(b"u42")
+    assert key_slot(b"a{}b") != key_slot(b"b")  # an empty tag hashes the whole key
+    ids = ["u1", "é" * 7, "x" * 120, "foo", "bar"]
+    id_data, id_starts = concat_bytes([u.encode() for u in ids])
+    assert id_slots(id_data, id_starts).tolist() == [key_slot(u.encode()) for u in ids]
