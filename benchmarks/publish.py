@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--fixed-width-ids", action="store_true", help="ids of one length (v000123), not 0..N")
+    ap.add_argument("--cluster", action="store_true", help="also publish to a 3-master Redis Cluster started here")
     args = ap.parse_args()
     if shutil.which("redis-benchmark") is None:
         sys.exit("benchmarks.publish needs `redis-benchmark` on PATH (Debian: apt install redis-tools)")
@@ -94,10 +95,12 @@ def main() -> None:
     finally:
         cleanup(redis_url)
         unlink_matching(client, f"vidrec:{NS}:*", 5000)
+    cluster_rows = cluster_figures(topk, item_ids, args.users / t_publish) if args.cluster else []
 
     report(
-        "publish-fixed-width-ids" if args.fixed_width_ids else "publish",
+        "publish-cluster" if args.cluster else "publish-fixed-width-ids" if args.fixed_width_ids else "publish",
         [
+            *cluster_rows,
             {
                 "figure": "publish users per second",
                 "ours": args.users / t_publish,
@@ -143,6 +146,34 @@ def main() -> None:
             "cpus": os.cpu_count(),
         },
     )
+
+
+def cluster_figures(topk: TopKMatrix, item_ids: list[str], single_rps: float) -> list[dict[str, object]]:
+    """Publish the same lists to a private 3-master Redis Cluster (started and stopped here):
+    users per second next to the single Redis of the same run."""
+    from cache.writer import connect
+    from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
+
+    ports, state = free_cluster_ports(), Path("var/state/bench-cluster")
+    url = start_cluster(ports, state)
+    try:
+        client = connect(url)
+        t0 = time.perf_counter()
+        publish_version(client, NS, "bench-1", topk, (item_ids[:100], [1.0] * 100), ttl_seconds=3600)
+        rps = len(topk.user_ids) / (time.perf_counter() - t0)
+        client.close()
+    finally:
+        stop_cluster(ports, state)
+    return [
+        {
+            "figure": "publish users/s, 3-master cluster",
+            "ours": rps,
+            "reference": single_rps,
+            "ratio": rps / single_rps,
+            "target": 0.8,
+            "reference_is": "the same publish to one Redis, same run",
+        }
+    ]
 
 
 if __name__ == "__main__":

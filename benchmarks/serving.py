@@ -36,7 +36,7 @@ from benchmarks._redis import cleanup, raw_get, raw_set
 from benchmarks._report import report
 from cache import keys
 from cache.client import DEFAULT_REDIS_URL
-from cache.writer import TopK, publish_version, unlink_matching
+from cache.writer import TopK, connect, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
 
 NS = "bench"
@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--server", choices=sorted(SERVERS), default="uvicorn")
+    ap.add_argument("--cluster", action="store_true", help="also serve from a 3-master Redis Cluster started here")
     args = ap.parse_args()
     for tool in ("wrk", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -128,26 +129,8 @@ def main() -> None:
     client = redis.Redis.from_url(redis_url)
     payload = publish(client, args.users)
 
-    port = free_port()
-    env = {**os.environ, "VIDREC_REDIS_URL": redis_url, "VIDREC_NAMESPACE": NS}
-    api = subprocess.Popen(SERVERS[args.server](port, args.workers), env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                body = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 20}, timeout=1).json()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        assert body["source"] == "cache" and len(body["items"]) == 20, body
-        run_wrk(base, args.users, args.concurrency, 2)  # warm-up
-        ours = run_wrk(base, args.users, args.concurrency, args.seconds)
-    finally:
-        api.terminate()
-        api.wait(10)
+    ours = drive_api(redis_url, args)
+    cluster_rows = cluster_figures(args, ours) if args.cluster else []
     try:
         raw_set(redis_url, payload, args.users, args.users, pipeline=100)
         raw = raw_get(redis_url, 200_000, args.users, args.concurrency)
@@ -157,8 +140,10 @@ def main() -> None:
     report(
         "serving"
         + ("" if args.server == "uvicorn" else f"-{args.server}")
-        + ("" if args.workers == 1 else f"-{args.workers}w"),
+        + ("" if args.workers == 1 else f"-{args.workers}w")
+        + ("-cluster" if args.cluster else ""),
         [
+            *cluster_rows,
             {
                 "figure": "cache-hit requests per second",
                 "ours": ours["rps"],
@@ -193,6 +178,94 @@ def main() -> None:
             "cpus": os.cpu_count(),
         },
     )
+
+
+def redis_pids(url: str) -> list[int]:
+    """The process ids of the Redis server(s) behind ``url`` (each node's, for a cluster)."""
+    from cache.cluster import is_cluster_url
+
+    if not is_cluster_url(url):
+        return [int(redis.Redis.from_url(url).info("server")["process_id"])]
+    client = connect(url)
+    try:
+        return [int(client.get_redis_connection(n).info("server")["process_id"]) for n in client.get_primaries()]
+    finally:
+        client.close()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def drive_api(redis_url: str, args: argparse.Namespace) -> dict[str, float]:
+    """Start the API against ``redis_url``, check a cache hit, warm up, then measure with wrk;
+    also the CPU seconds the API and the Redis server(s) spent per 1,000 requests of the run."""
+    port = free_port()
+    env = {**os.environ, "VIDREC_REDIS_URL": redis_url, "VIDREC_NAMESPACE": NS}
+    api = subprocess.Popen(SERVERS[args.server](port, args.workers), env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                body = httpx.get(f"{base}/v1/users/u1/recommendations", params={"k": 20}, timeout=1).json()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert body["source"] == "cache" and len(body["items"]) == 20, body
+        run_wrk(base, args.users, args.concurrency, 2)  # warm-up
+        servers = redis_pids(redis_url)
+        before = cpu_seconds([api.pid]), cpu_seconds(servers)
+        result = run_wrk(base, args.users, args.concurrency, args.seconds)
+        after = cpu_seconds([api.pid]), cpu_seconds(servers)
+        n = result["rps"] * args.seconds / 1000
+        result["api_cpu_ms_per_1k"] = 1000 * (after[0] - before[0]) / n
+        result["redis_cpu_ms_per_1k"] = 1000 * (after[1] - before[1]) / n
+        return result
+    finally:
+        api.terminate()
+        api.wait(10)
+
+
+def cluster_figures(args: argparse.Namespace, single: dict[str, float]) -> list[dict[str, object]]:
+    """The same lists published to a private 3-master Redis Cluster (started and stopped here)
+    and served from it: cache-hit requests per second next to the single Redis of the same run."""
+    from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
+
+    ports, state = free_cluster_ports(), Path("var/state/bench-cluster")
+    url = start_cluster(ports, state)
+    try:
+        client = connect(url)
+        publish(client, args.users)
+        client.close()
+        ours = drive_api(url, args)
+    finally:
+        stop_cluster(ports, state)
+    print(
+        f"CPU ms per 1,000 cache hits: API {single['api_cpu_ms_per_1k']:.0f} on one Redis, "
+        f"{ours['api_cpu_ms_per_1k']:.0f} on the cluster; Redis {single['redis_cpu_ms_per_1k']:.0f} (one server), "
+        f"{ours['redis_cpu_ms_per_1k']:.0f} (three masters together)"
+    )
+    return [
+        {
+            "figure": "cache-hit req/s, 3-master cluster",
+            "ours": ours["rps"],
+            "reference": single["rps"],
+            "ratio": ours["rps"] / single["rps"],
+            "target": 0.8,
+            "reference_is": "the same API on one Redis, same run",
+        }
+    ]
 
 
 if __name__ == "__main__":

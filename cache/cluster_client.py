@@ -117,13 +117,17 @@ class ClusterPipelinedRedis:
 
     async def execute_raw(self, commands: list[tuple[Arg, ...]]) -> list[object]:
         """The replies in order (error replies as values), each command sent to its slot's node."""
-        smap = await self.slot_map()
+        smap = self._map or await self.slot_map()
         where = [self._node_for(smap, c) for c in commands]
-        groups: dict[Node, list[tuple[Arg, ...]]] = {}
-        for node, c in zip(where, commands, strict=True):
-            groups.setdefault(node, []).append(c)
-        answered = {n: iter(r) for n, r in (await self._send_groups(groups)).items()}
-        replies = [next(answered[n]) for n in where]
+        first = where[0]
+        if all(n == first for n in where):  # the usual case: one user's keys, one node
+            replies = await self._send(first, commands)
+        else:
+            groups: dict[Node, list[tuple[Arg, ...]]] = {}
+            for node, c in zip(where, commands, strict=True):
+                groups.setdefault(node, []).append(c)
+            answered = {n: iter(r) for n, r in (await self._send_groups(groups)).items()}
+            replies = [next(answered[n]) for n in where]
         for _ in range(MAX_REDIRECTS):
             hops = {}
             for i, r in enumerate(replies):

@@ -127,6 +127,25 @@ def cluster_node_command(port: int, state_dir: Path, host: str = "127.0.0.1") ->
     ]  # fmt: skip
 
 
+def free_cluster_ports(n: int = 3, low: int = 21000, high: int = 29000) -> list[int]:
+    """``n`` free loopback ports whose cluster bus ports (port + 10000) are free too."""
+    import random
+    import socket
+
+    ports: list[int] = []
+    while len(ports) < n:
+        p = random.randint(low, high)
+        try:
+            for q in (p, p + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", q))
+        except OSError:
+            continue
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
 def start_cluster(ports: list[int], state_dir: Path, host: str = "127.0.0.1") -> str:
     """Start one master per port and join them into a Redis Cluster (``redis-cli --cluster
     create``, slots split evenly, no replicas); return its ``redis+cluster://`` URL. Needs the
@@ -134,6 +153,7 @@ def start_cluster(ports: list[int], state_dir: Path, host: str = "127.0.0.1") ->
     cli = shutil.which("redis-cli")
     if cli is None:
         raise FileNotFoundError("no redis-cli binary: `apt-get install redis-tools` (scripts/tools.sh redis-tools)")
+    state_dir = state_dir.resolve()  # the servers chdir to --dir: every path they are given is absolute
     state_dir.mkdir(parents=True, exist_ok=True)
     for port in ports:
         (state_dir / f"nodes-{port}.conf").unlink(missing_ok=True)
@@ -176,4 +196,4 @@ def wait_cluster_ok(port: int, host: str = "127.0.0.1", timeout_s: float = 20.0)
 
 def stop_cluster(ports: list[int], state_dir: Path) -> None:
     for port in ports:
-        stop_redis(f"redis://127.0.0.1:{port}/0", state_dir)
+        stop_redis(f"redis://127.0.0.1:{port}/0", state_dir.resolve())

@@ -10,8 +10,6 @@ from a stale map; with one master's process killed, the users in its slots get d
 
 from __future__ import annotations
 
-import random
-import socket
 import time
 
 import httpx
@@ -23,7 +21,7 @@ from cache import keys
 from cache.cluster import key_slot
 from cache.packed import VocabBytes
 from cache.writer import TopK, TopKMatrix, connect, publish_version, write_if_live
-from pipelines.redis_server import start_cluster, stop_cluster
+from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import ServerThread
@@ -34,25 +32,9 @@ USERS = [f"u{i}" for i in range(600)]
 VIDEOS = [f"v{i}" for i in range(80)]
 
 
-def cluster_ports(n: int = 3) -> list[int]:
-    """Free ports whose cluster bus ports (+10000) are free too."""
-    ports: list[int] = []
-    while len(ports) < n:
-        p = random.randint(21000, 29000)
-        try:
-            for q in (p, p + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", q))
-        except OSError:
-            continue
-        if p not in ports:
-            ports.append(p)
-    return ports
-
-
 @pytest.fixture
 def cluster(tmp_path):
-    ports = cluster_ports()
+    ports = free_cluster_ports()
     url = start_cluster(ports, tmp_path / "cluster")
     yield url, ports
     stop_cluster(ports, tmp_path / "cluster")
