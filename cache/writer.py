@@ -109,6 +109,18 @@ class TopKMatrix:
         return TopKMatrix([self.user_ids[i] for i in rows], self.vocab, self.index[rows], self.scores[rows])
 
 
+@dataclass(frozen=True)
+class Written:
+    """Users whose lists were written earlier (by publish shards): their keys are only checked."""
+
+    user_ids: list[str]
+    bytes: int = 0
+    """The bytes of their lists (the shards' sum), for the version's meta."""
+
+    def rows(self, rows: np.ndarray) -> Written:
+        return Written([self.user_ids[i] for i in rows])
+
+
 Lists = tuple[list[str], list[float]]
 
 
@@ -118,7 +130,7 @@ class VersionWrite:
     single lists (popular, per category); remembers a sample of (key, value) pairs to read back and
     the bytes written. ``batches()`` then ``exists_batches()`` are sent by ``pipelined``."""
 
-    lists: list[tuple[bytes, TopK | TopKMatrix]]
+    lists: list[tuple[bytes, TopK | TopKMatrix | Written]]
     singles: list[tuple[bytes, Lists]]
     ttl_seconds: int
     per_key_exists: bool = False
@@ -263,6 +275,12 @@ class VersionWrite:
             if lists or singles
         ]
 
+    def missing(self, client) -> int:  # type: ignore[no-untyped-def]
+        """How many of this write's keys are not in Redis (on a cluster: per master)."""
+        if is_cluster(client):
+            return sum(part.missing(client.get_redis_connection(node)) for node, part in self.by_node(client))
+        return self.n_keys - count_existing(client, self.exists_batches())
+
     def write_and_verify_cluster(self, cluster) -> None:  # type: ignore[no-untyped-def]
         """``write_and_verify`` per master, on a thread each; the first failure is raised."""
         from concurrent.futures import ThreadPoolExecutor
@@ -277,11 +295,24 @@ class VersionWrite:
             self.user_bytes += part.user_bytes
 
 
+def write_lists(client, ns: str, version: str, topk: TopK | TopKMatrix, ttl_seconds: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Write and verify some users' lists of ``version`` (a publish shard); the live pointer is not
+    touched. Writing the same lists again writes the same bytes."""
+    import redis
+
+    write = VersionWrite([(keys.user_prefix(ns, version).encode(), topk)], [], ttl_seconds)
+    try:
+        write.write_and_verify_cluster(client) if is_cluster(client) else write.write_and_verify(client)
+    except redis.RedisError as exc:
+        raise PublishError(f"Redis error while writing lists of {version}: {exc}") from exc
+    return {"users": len(topk.user_ids), "bytes": write.bytes}
+
+
 def publish_version(
     client,
     ns: str,
     version: str,
-    topk: TopK | TopKMatrix,
+    topk: TopK | TopKMatrix | Written,
     popular: Lists,
     ttl_seconds: int,
     similar: TopK | TopKMatrix | None = None,
@@ -289,9 +320,23 @@ def publish_version(
     grace_seconds: int = 3600,
     now: float | None = None,
 ) -> dict[str, object]:
-    """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails."""
+    """Write, verify, flip, clean up. Raises PublishError (live pointer untouched) if verification fails.
+
+    ``topk`` as ``Written``: the users' lists were written by publish shards (``write_lists``); here
+    they are only checked to be all present before the flip."""
     import redis
 
+    prewritten = isinstance(topk, Written)
+    n_users, shard_bytes = len(topk.user_ids), topk.bytes if isinstance(topk, Written) else 0
+    if isinstance(topk, Written):
+        check = VersionWrite([(keys.user_prefix(ns, version).encode(), topk)], [], ttl_seconds)
+        try:
+            lost = check.missing(client)
+        except redis.RedisError as exc:
+            raise PublishError(f"Redis error while checking the shards of {version}: {exc}") from exc
+        if lost:
+            raise PublishError(f"{lost} of {check.n_keys} users' lists of {version} are missing; not flipped")
+        topk = TopK([], [], [])
     lists = [(keys.user_prefix(ns, version).encode(), topk)]
     if similar:
         lists.append((keys.similar_prefix(ns, version).encode(), similar))
@@ -304,16 +349,15 @@ def publish_version(
             write.write_and_verify_cluster(client)
         else:
             write.write_and_verify(client)
-        n_users = len(topk.user_ids)
         meta: dict[str, object] = {
             "version": version,
             "users": n_users,
             "similar": len(similar.user_ids) if similar is not None else 0,
             "categories": len(by_category or {}),
             "popular": len(popular[0]),
-            "keys": write.n_keys,
-            "bytes": write.bytes,
-            "bytes_per_user_list": round(write.user_bytes / n_users, 1) if n_users else 0.0,
+            "keys": write.n_keys + (n_users if prewritten else 0),
+            "bytes": write.bytes + shard_bytes,
+            "bytes_per_user_list": round((write.user_bytes + shard_bytes) / n_users, 1) if n_users else 0.0,
         }
         client.set(keys.meta_key(ns, version), json.dumps(meta), ex=ttl_seconds)
         meta.update(flip(client, ns, version, grace_seconds, time.time() if now is None else now))

@@ -30,7 +30,18 @@ PARAMS = {
         description="YYYY-MM-DD; defaults to the run's logical date. Needed for a manual run without one.",
     ),
     # Defaults from the config dataclasses (pipelines.options), as `vidrec run` uses them.
-    **airflow_params(["tune_seconds", "epochs", "frame_shards", "protocol", "fusion", "user_pooling", "publish_gate"]),
+    **airflow_params(
+        [
+            "tune_seconds",
+            "epochs",
+            "frame_shards",
+            "publish_shards",
+            "protocol",
+            "fusion",
+            "user_pooling",
+            "publish_gate",
+        ]
+    ),
 }
 
 
@@ -53,8 +64,9 @@ STEP_DOCS = {
     "dataset": "Item/user vocabularies, aligned content arrays, the split of the protocol param.",
     "train": "Train the TFRS two-tower (early stopping on validation NDCG) and export a versioned model folder.",
     "evaluate": "Metrics of the model and the baselines on held-out events; report.json and report.html.",
-    "publish": "Top-k per user, similar videos and popular lists to Redis under a new version; flip the "
-    "live pointer. Gated: a model worse than the live one on NDCG@10 (same protocol) is not published "
+    "publish": "After every publish shard: check each shard's manifest and every user's key, write the "
+    "similar videos and popular lists, flip the live pointer (a missing shard leaves the previous version "
+    "live). Gated: a model worse than the live one on NDCG@10 (same protocol) is not published "
     "and the task's summary says why. When Redis has lost the version this workdir last made live "
     "(restart without persistence, failover to an empty replica), that version is republished first, "
     "whatever the gate decides. A night without a model (no events yet) publishes a popular-only version.",
@@ -86,6 +98,31 @@ def frame_features_shard(shard: int, params: dict, logical_date=None) -> dict:  
     return run_shard(cfg, run_date, shard, cfg.frame_shards)
 
 
+@task(doc_md="Decide what tonight publishes (gate, restore a lost live version, popular-only night): plan.json.")
+def publish_plan(params: dict, logical_date=None) -> list[int]:  # type: ignore[no-untyped-def]
+    """The shard numbers publish_shard is mapped over (none when no model is published tonight)."""
+    from pipelines import publish
+
+    cfg, run_date = _config_and_date(params, logical_date)
+    planned = publish.plan(cfg, run_date)
+    return list(range(int(planned["shards"]))) if planned["mode"] == "shards" else []
+
+
+@task(doc_md="Score and write one shard's users' top-k lists under the new version (not live yet).")
+def publish_shard(shard: int, params: dict, logical_date=None) -> dict:  # type: ignore[no-untyped-def]
+    from pipelines import publish
+
+    cfg, run_date = _config_and_date(params, logical_date)
+    return publish.run_shard(cfg, run_date, shard)
+
+
+def _finish_publish(params: dict, logical_date: object) -> dict:  # type: ignore[type-arg]
+    from pipelines import publish
+
+    cfg, run_date = _config_and_date(params, logical_date)
+    return publish.finish_plan(cfg, run_date)
+
+
 def _reduce_frame_features(params: dict, logical_date: object) -> dict:
     from pipelines.frame_features import reduce_shards
 
@@ -107,14 +144,18 @@ def _reduce_frame_features(params: dict, logical_date: object) -> dict:
     default_args=default_args(),
 )
 def vidrec_nightly() -> None:
-    t = {step: _step_task(step)() for step in STEP_DOCS if step != "frame_features"}
+    t = {step: _step_task(step)() for step in STEP_DOCS if step not in ("frame_features", "publish")}
     reduce_frames = task(task_id="frame_features", doc_md=STEP_DOCS["frame_features"], outlets=[FEATURES])(
         _reduce_frame_features
     )()
     shards = frame_features_shard.expand(shard=frame_shards())
     t["ingest"] >> shards >> reduce_frames >> t["dataset"]
     t["ingest"] >> t["text_features"] >> t["dataset"]
-    t["dataset"] >> t["train"] >> t["evaluate"] >> t["publish"]
+    # An empty plan (no model tonight) maps no shard; publish then runs all the same (none_failed).
+    finish = task(task_id="publish", doc_md=STEP_DOCS["publish"], trigger_rule="none_failed")(_finish_publish)()
+    planned = publish_plan()
+    t["dataset"] >> t["train"] >> t["evaluate"] >> planned
+    publish_shard.expand(shard=planned) >> finish
 
 
 vidrec_nightly()

@@ -47,6 +47,9 @@ class PipelineConfig:
     """A file that decodes fewer of its sampled frames than this is quarantined."""
     frame_shards: int = 2
     """frame_features runs as this many shards (Airflow mapped tasks), then a reduce."""
+    publish_shards: int = 1
+    """publish scores and writes users' lists in this many shards (Airflow mapped tasks; crc32 of
+    the user id), then one task verifies them all and flips the live pointer."""
     max_comments_per_video: int = 20
     max_comment_chars: int = 500
     """Each comment and caption is cut to this many characters before encoding."""
@@ -91,11 +94,18 @@ class PipelineConfig:
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if (
-            min(self.frame_shards, self.topk, self.ttl_seconds, self.max_comments_per_video, self.max_comment_chars)
+            min(
+                self.frame_shards,
+                self.publish_shards,
+                self.topk,
+                self.ttl_seconds,
+                self.max_comments_per_video,
+                self.max_comment_chars,
+            )
             <= 0
         ):
             raise ValueError(
-                "frame_shards, topk, ttl_seconds, max_comments_per_video, max_comment_chars must be positive"
+                "frame_shards, publish_shards, topk, ttl_seconds, max_comments_per_video, max_comment_chars must be positive"
             )
         if not 0.0 <= self.min_decoded_fraction <= 1.0:
             raise ValueError(f"min_decoded_fraction must be in [0, 1], got {self.min_decoded_fraction}")

@@ -8,6 +8,13 @@ version, atomically.
 2. Write, verify, flip, clean up: ``cache.writer`` (the Redis contract's write path). A failed
    night leaves the previous version serving until it is replaced.
 
+In shards (``publish_shards``; Airflow maps one task per shard): ``plan`` decides what tonight
+publishes (the gate, a lost live version restored, a popular-only night) and writes it down;
+each ``run_shard`` scores and writes the lists of its users (crc32 of the user id mod shards) under
+the new version, with a manifest; ``finish`` checks every shard's manifest and every user's key,
+writes the similar and popular lists, and flips the live pointer. A failed shard leaves the previous
+version live; a retried one writes the same bytes. ``run`` does the three in one process.
+
 Also here: the quality gate against the live version, the popular-only version of a night
 without a model, republishing a version from its model folder, and the record of what is live.
 """
@@ -16,7 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +33,7 @@ import pandas as pd
 
 from cache import keys
 from cache.packed import VocabBytes
-from cache.writer import PublishError, TopK, TopKMatrix, connect, publish_version
+from cache.writer import PublishError, TopK, TopKMatrix, Written, connect, publish_version, write_lists
 from pipelines import artifacts, fitting, frame_features, ingest
 from pipelines.config import PipelineConfig, atomic_write, run_date_end_epoch_s, write_json
 from recsys.model import last_history
@@ -34,14 +43,21 @@ from recsys.retrieval import rank, top_k
 log = logging.getLogger(__name__)
 
 
+def user_shard(user_ids: list[str], shards: int) -> np.ndarray:
+    """Each user's publish shard: crc32 of the id mod ``shards``, the same in every process and run."""
+    return np.array([zlib.crc32(u.encode()) % shards for u in user_ids], dtype=np.int64)
+
+
 def score_users(
     model: artifacts.ExportedModel,
     events: pd.DataFrame,
     k: int,
     unavailable: frozenset[str] = frozenset(),
     ann_min_items: int = 250_000,
-) -> TopKMatrix:
-    """Top-k unwatched videos for every user in the model's vocabulary who has an event.
+    shard: tuple[int, int] = (0, 1),
+) -> tuple[TopKMatrix, np.ndarray, list[np.ndarray]]:
+    """Top-k unwatched videos for every user in the model's vocabulary who has an event (of shard
+    ``shard[0]`` of ``shard[1]``); also the users' indices and what each list left out.
 
     ``unavailable``: videos never to recommend (their media file was quarantined as unplayable).
     """
@@ -51,6 +67,8 @@ def score_users(
     u = known["user_id"].map(uidx).to_numpy()
     i = known["video_id"].map(iidx).to_numpy()
     active = np.unique(u)
+    if shard[1] > 1:
+        active = active[user_shard([model.users[a] for a in active], shard[1]) == shard[0]]
     hist, weight = last_history(
         u,
         i,
@@ -68,21 +86,26 @@ def score_users(
     # from now until the next publish.
     at = float(events["ts"].max()) if len(events) else model.reference_ts
     idx, scores = rank(vectors, model.catalogue(), k, exclude, at=at, ann_min_items=ann_min_items)
-    save_excluded(model.path, active, exclude)
-    return TopKMatrix([model.users[a] for a in active], VocabBytes(model.items), idx, scores)
+    return TopKMatrix([model.users[a] for a in active], VocabBytes(model.items), idx, scores), active, exclude
 
 
-def save_excluded(folder: Path, users: np.ndarray, exclude: list[np.ndarray]) -> None:
-    """What each published user's list left out (watched or unplayable videos), beside the model:
-    the refresher leaves the same out (``recsys.online.OnlineModel``)."""
+def save_excluded(path: Path, users: np.ndarray, exclude: list[np.ndarray]) -> None:
+    """What each published user's list left out (watched or unplayable videos); beside the model
+    (``EXCLUDED_FILE``) the refresher leaves the same out (``recsys.online.OnlineModel``)."""
     indptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
     indices = np.concatenate(exclude).astype(np.int32) if exclude else np.zeros(0, np.int32)
 
-    def write(path: Path) -> None:
-        with path.open("wb") as f:
-            np.savez(f, users=users, indptr=indptr, indices=indices)
+    def write(target: Path) -> None:
+        with target.open("wb") as f:
+            np.savez(f, users=np.asarray(users, np.int64), indptr=indptr, indices=indices)
 
-    atomic_write(folder / EXCLUDED_FILE, write)
+    atomic_write(path, write)
+
+
+def load_excluded(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    with np.load(path) as z:
+        users, indptr, indices = z["users"], z["indptr"], z["indices"]
+    return users, [indices[a:b] for a, b in zip(indptr[:-1], indptr[1:], strict=True)]
 
 
 def similar_items(
@@ -160,50 +183,114 @@ def _live_report(cfg: PipelineConfig, client) -> tuple[str | None, dict | None]:
     return live, json.loads(path.read_text()) if path is not None and path.exists() else None
 
 
-def publish_model(
-    cfg: PipelineConfig, run_date: str, model: artifacts.ExportedModel, gate: bool = True
-) -> dict[str, object]:
-    """Score and publish one exported model with the run date's events; gated on its metrics."""
-    t0 = time.perf_counter()
+def _gate(cfg: PipelineConfig, model: artifacts.ExportedModel, gate: bool) -> tuple[bool, str, str | None]:
+    """(publish?, why, the live version) for ``model`` against the live one."""
     client = connect(cfg.redis_url)
     try:
         live, live_report = _live_report(cfg, client)
-        new_report = (
-            json.loads((model.path / "metrics.json").read_text()) if (model.path / "metrics.json").exists() else None
-        )
-        ok, why = (
-            (True, "gate off")
-            if not gate or live == model.version
-            else gate_decision(new_report, live_report, cfg.gate_metric, cfg.gate_tolerance)
-        )
-        if not ok:
-            log.warning("publish %s held back: %s", model.version, why)
-            return {"version": model.version, "published": False, "reason": why, "live_version": live}
-        source = ingest.load(cfg, run_date)
-        events = source.events
-        unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
-        topk = score_users(model, events, cfg.topk, unplayable, cfg.ann_min_items)
-        similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
-        playable = events[~events["video_id"].isin(unplayable)]
-        end = run_date_end_epoch_s(run_date)
-        popular = popular_items(playable, end, cfg.popular_window_days, cfg.topk)
-        by_category = category_popular(playable, source.videos, end, cfg.popular_window_days, cfg.topk)
-        meta = publish_version(
-            client,
-            cfg.namespace,
-            model.version,
-            topk,
-            popular,
-            cfg.ttl_seconds,
-            similar=similar,
-            by_category=by_category,
-            grace_seconds=cfg.version_grace_seconds,
-        )
     finally:
         client.close()
+    if not gate or live == model.version:
+        return True, "gate off", live
+    report = model.path / "metrics.json"
+    new_report = json.loads(report.read_text()) if report.exists() else None
+    return (*gate_decision(new_report, live_report, cfg.gate_metric, cfg.gate_tolerance), live)
+
+
+def _shard_dir(cfg: PipelineConfig, run_date: str, version: str) -> Path:
+    return cfg.partition(run_date, "publish") / f"shards-{version}"
+
+
+def _shard_name(shard: int, shards: int) -> str:
+    return f"shard-{shard:05d}-of-{shards:05d}"
+
+
+def write_shard(
+    cfg: PipelineConfig,
+    run_date: str,
+    model: artifacts.ExportedModel,
+    shard: int,
+    shards: int,
+    source: ingest.ValidatedSource | None = None,
+) -> dict[str, object]:
+    """Score and write the lists of one shard's users under ``model.version`` (not live yet), then
+    its manifest and what each list left out. A retry writes the same bytes."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is outside 0..{shards - 1}")
+    source = source or ingest.load(cfg, run_date)
+    unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
+    topk, active, exclude = score_users(
+        model, source.events, cfg.topk, unplayable, cfg.ann_min_items, shard=(shard, shards)
+    )
+    client = connect(cfg.redis_url)
+    try:
+        written = write_lists(client, cfg.namespace, model.version, topk, cfg.ttl_seconds)
+    finally:
+        client.close()
+    folder = _shard_dir(cfg, run_date, model.version)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_excluded(folder / f"{_shard_name(shard, shards)}.npz", active, exclude)
+    manifest = {"version": model.version, "shard": shard, "shards": shards, **written}
+    write_json(folder / f"{_shard_name(shard, shards)}.json", manifest)
+    return manifest
+
+
+def finish(
+    cfg: PipelineConfig, run_date: str, model: artifacts.ExportedModel, shards: int, reason: str
+) -> dict[str, object]:
+    """After every shard: check their manifests and every user's key, write the similar, popular
+    and category lists, flip the live pointer (``cache.writer.publish_version``) and keep what the
+    lists left out beside the model. Raises PublishError, the previous version still live, when a
+    shard is missing."""
+    t0 = time.perf_counter()
+    folder = _shard_dir(cfg, run_date, model.version)
+    parts = []
+    for shard in range(shards):
+        name = folder / _shard_name(shard, shards)
+        manifest = json.loads(name.with_suffix(".json").read_text()) if name.with_suffix(".json").exists() else None
+        if manifest is None or manifest["version"] != model.version:
+            raise PublishError(f"publish shard {shard} of {shards} did not finish for {model.version}; not flipped")
+        parts.append((manifest, *load_excluded(name.with_suffix(".npz"))))
+    users = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    exclude = [e for p in parts for e in p[2]]
+    order = np.argsort(users, kind="stable")
+    source = ingest.load(cfg, run_date)
+    unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
+    similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
+    playable = source.events[~source.events["video_id"].isin(unplayable)]
+    end = run_date_end_epoch_s(run_date)
+    written = Written([model.users[int(a)] for a in users[order]], sum(int(p[0]["bytes"]) for p in parts))
+    client = connect(cfg.redis_url)
+    try:
+        meta = publish_version(
+            client, cfg.namespace, model.version, written,
+            popular_items(playable, end, cfg.popular_window_days, cfg.topk), cfg.ttl_seconds, similar=similar,
+            by_category=category_popular(playable, source.videos, end, cfg.popular_window_days, cfg.topk),
+            grace_seconds=cfg.version_grace_seconds,
+        )  # fmt: skip
+    finally:
+        client.close()
+    save_excluded(model.path / EXCLUDED_FILE, users[order], [exclude[i] for i in order])
     record_live(cfg, model.version, run_date)
-    return {**meta, "published": True, "reason": why, "namespace": cfg.namespace,
+    return {**meta, "published": True, "reason": reason, "namespace": cfg.namespace, "shards": shards,
             "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def publish_model(
+    cfg: PipelineConfig, run_date: str, model: artifacts.ExportedModel, gate: bool = True
+) -> dict[str, object]:
+    """Score and publish one exported model with the run date's events, its shards one after the
+    other in this process; gated on its metrics."""
+    t0 = time.perf_counter()
+    ok, why, live = _gate(cfg, model, gate)
+    if not ok:
+        log.warning("publish %s held back: %s", model.version, why)
+        return {"version": model.version, "published": False, "reason": why, "live_version": live}
+    shutil.rmtree(_shard_dir(cfg, run_date, model.version), ignore_errors=True)
+    source = ingest.load(cfg, run_date)
+    for shard in range(cfg.publish_shards):
+        write_shard(cfg, run_date, model, shard, cfg.publish_shards, source)
+    return {**finish(cfg, run_date, model, cfg.publish_shards, why), "seconds": round(time.perf_counter() - t0, 2)}
 
 
 POPULAR_ONLY_PREFIX = "popular-"  # versions published without a model (a trained one replaces them)
@@ -310,29 +397,84 @@ def publish_without_model(
             "reason": f"no model tonight ({reason}): popular-only version"}  # fmt: skip
 
 
-def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
-    """The nightly publish step: the run date's model, gated against the live one."""
-    restored: dict[str, object] | None = None
-    if (lost := live_lost(cfg)) is not None:
-        # First bring back what was live (the gate below compares against it and may hold the new
-        # model back; without this, Redis would stay empty until a model passes the gate).
-        log.warning("Redis lost live version %s of %s: republishing it", lost, cfg.namespace)
-        try:
-            restored = republish(cfg, lost)
-        except (FileNotFoundError, ValueError, PublishError) as exc:  # e.g. its partition was cleaned up
-            log.error("cannot republish %s (%s); publishing tonight's version ungated by it", lost, exc)
-            restored = {"version": lost, "published": False, "error": str(exc)}
+def _restore_lost(cfg: PipelineConfig) -> dict[str, object] | None:
+    """Republish the version this workdir last made live when Redis lost it (None when it did not)."""
+    if (lost := live_lost(cfg)) is None:
+        return None
+    # First bring back what was live (the gate compares against it and may hold the new model
+    # back; without this, Redis would stay empty until a model passes the gate).
+    log.warning("Redis lost live version %s of %s: republishing it", lost, cfg.namespace)
+    try:
+        restored = republish(cfg, lost)
+    except (FileNotFoundError, ValueError, PublishError) as exc:  # e.g. its partition was cleaned up
+        log.error("cannot republish %s (%s); publishing tonight's version ungated by it", lost, exc)
+        restored = {"version": lost, "published": False, "error": str(exc)}
+    return {k: restored[k] for k in ("version", "keys", "published", "error") if k in restored}
+
+
+def _plan_path(cfg: PipelineConfig, run_date: str) -> Path:
+    return cfg.partition(run_date, "publish") / "plan.json"
+
+
+def plan(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
+    """What tonight publishes, decided once before the shards run (``plan.json``): ``shards`` (the
+    model passed the gate: shards write its lists), or ``done`` (no model: a popular-only version
+    was published or the live one kept; or the gate held the model back). A lost live version is
+    republished first."""
+    restored = _restore_lost(cfg)
     try:
         model = artifacts.load_model(cfg, run_date)
     except artifacts.NoModel as exc:
-        summary = publish_without_model(cfg, run_date, str(exc))
+        out: dict[str, object] = {"mode": "done", "summary": publish_without_model(cfg, run_date, str(exc))}
     else:
-        summary = publish_model(cfg, run_date, model, gate=gate and cfg.publish_gate)
-    if restored is not None:
-        summary = {
-            **summary,
-            "restored_live": {k: restored[k] for k in ("version", "keys", "published", "error") if k in restored},
-        }
+        ok, why, live = _gate(cfg, model, gate and cfg.publish_gate)
+        if ok:
+            shutil.rmtree(_shard_dir(cfg, run_date, model.version), ignore_errors=True)
+            out = {"mode": "shards", "version": model.version, "shards": cfg.publish_shards, "reason": why}
+        else:
+            log.warning("publish %s held back: %s", model.version, why)
+            held = {"version": model.version, "published": False, "reason": why, "live_version": live}
+            out = {"mode": "done", "summary": held}
+    out["restored_live"] = restored
+    write_json(_plan_path(cfg, run_date), out)
+    return out
+
+
+def _read_plan(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    path = _plan_path(cfg, run_date)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the publish plan task must run before the shards")
+    return json.loads(path.read_text())
+
+
+def run_shard(cfg: PipelineConfig, run_date: str, shard: int) -> dict[str, object]:
+    """One planned shard (an Airflow mapped task); nothing to do when the plan publishes no model."""
+    p = _read_plan(cfg, run_date)
+    if p["mode"] != "shards":
+        return {"shard": shard, "skipped": "no model to publish tonight"}
+    model = artifacts.load_model_version(cfg, str(p["version"]))
+    return write_shard(cfg, run_date, model, shard, int(p["shards"]))  # type: ignore[call-overload]
+
+
+def finish_plan(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
+    """After the shards: flip to the planned version (``finish``), or report what the plan did."""
+    p = _read_plan(cfg, run_date)
+    if p["mode"] == "shards":
+        model = artifacts.load_model_version(cfg, str(p["version"]))
+        summary = finish(cfg, run_date, model, int(p["shards"]), str(p["reason"]))  # type: ignore[call-overload]
+    else:
+        summary = dict(p["summary"])  # type: ignore[call-overload]
+    if p.get("restored_live") is not None:
+        summary["restored_live"] = p["restored_live"]
     write_json(cfg.partition(run_date, "publish") / "summary.json", summary)
     log.info("publish %s: %s", run_date, summary)
     return summary
+
+
+def run(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, object]:
+    """The nightly publish step in one process: ``plan``, every shard, ``finish_plan``."""
+    p = plan(cfg, run_date, gate)
+    if p["mode"] == "shards":
+        for shard in range(int(p["shards"])):  # type: ignore[call-overload]
+            run_shard(cfg, run_date, shard)
+    return finish_plan(cfg, run_date)

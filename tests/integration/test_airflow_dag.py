@@ -73,7 +73,8 @@ print(json.dumps({
     assert info["order"]["ingest"] == ["frame_features_shard", "text_features"]
     assert info["order"]["frame_shards"] == ["frame_features_shard"]  # the mapped shards
     assert info["order"]["frame_features_shard"] == ["frame_features"]  # then the reduce
-    assert info["order"]["dataset"] == ["train"] and info["order"]["evaluate"] == ["publish"]
+    assert info["order"]["dataset"] == ["train"] and info["order"]["evaluate"] == ["publish_plan"]
+    assert info["order"]["publish_plan"] == ["publish_shard"] and info["order"]["publish_shard"] == ["publish"]
 
 
 @pytest.mark.parametrize("dag_file", ["vidrec_nightly.py", "vidrec_train.py", "vidrec_publish.py", "vidrec_fresh.py"])
@@ -96,7 +97,8 @@ def test_airflow_dags_test_runs_the_nightly_flow(airflow_home, tmp_path, redis_u
     source, workdir = tmp_path / "source", tmp_path / "work"
     write_demo_source(DemoConfig(num_videos=24, num_users=60, seed=4), source)
     ns = f"test-airflow-{uuid.uuid4().hex[:8]}"
-    conf = {"source": str(source), "workdir": str(workdir), "namespace": ns, "redis_url": redis_url, "epochs": 2}
+    conf = {"source": str(source), "workdir": str(workdir), "namespace": ns, "redis_url": redis_url, "epochs": 2,
+            "publish_shards": 2}  # fmt: skip
     try:
         out = subprocess.run(
             [str(REPO / ".venv/bin/airflow"), "dags", "test", "vidrec_nightly", RUN_DATE, "--conf", json.dumps(conf)],
@@ -115,7 +117,10 @@ def test_airflow_dags_test_runs_the_nightly_flow(airflow_home, tmp_path, redis_u
         assert (runs / "dataset" / "split.json").exists() and (runs / "evaluate" / "report.json").exists()
         summary = json.loads((workdir / "runs" / RUN_DATE / "publish" / "summary.json").read_text())
         assert redis_client.get(keys.live_key(ns)).decode() == summary["version"]
-        assert summary["users"] == 60
+        assert summary["users"] == 60 and summary["shards"] == 2
+        manifests = sorted((runs / "publish" / f"shards-{summary['version']}").glob("shard-*.json"))
+        assert [json.loads(m.read_text())["shard"] for m in manifests] == [0, 1]
+        assert sum(json.loads(m.read_text())["users"] for m in manifests) == 60  # each user in one shard
     finally:
         for key in redis_client.scan_iter(match=f"vidrec:{ns}:*"):
             redis_client.unlink(key)
