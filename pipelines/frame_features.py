@@ -142,6 +142,89 @@ def read_frames(cap: object, indices: np.ndarray, max_side_px: int) -> tuple[lis
     return frames, got
 
 
+def snap_to_keyframes(wanted: np.ndarray, keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, snapped): each wanted frame index moved to the nearest keyframe when one lies
+    within half the gap to its nearer neighbouring wanted frame (no sample crosses into another's
+    share of the clip) and half its distance from the start, else kept. A keyframe serves one sample, the nearest (the earlier on a tie):
+    no sample is lost to a duplicate. The clip's first frame (often black or a title card, which
+    the plans avoid) is never snapped to.
+
+    >>> snap_to_keyframes(np.array([3, 9, 15, 21]), np.array([0, 12]))
+    (array([ 3, 12, 15, 21]), array([False,  True, False, False]))
+    """
+    wanted = np.asarray(wanted, np.int64)
+    keyframes = np.asarray(keyframes, np.int64)
+    keyframes = keyframes[keyframes > 0]
+    if not len(wanted) or not len(keyframes):
+        return wanted, np.zeros(len(wanted), bool)
+    gaps = np.diff(wanted).astype(np.float64)
+    half = np.minimum(np.append(gaps, np.inf), np.insert(gaps, 0, np.inf)) / 2  # to the nearer neighbour
+    half = np.minimum(half, wanted / 2)  # and not much nearer the clip's start than planned
+    pos = np.clip(np.searchsorted(keyframes, wanted), 1, len(keyframes)) - 1
+    left, right = keyframes[pos], keyframes[np.minimum(pos + 1, len(keyframes) - 1)]
+    nearest = np.where(np.abs(right - wanted) < np.abs(wanted - left), right, left)
+    dist = np.abs(nearest - wanted)
+    snapped = dist <= half
+    for kf in np.unique(nearest[snapped]):
+        claims = np.flatnonzero(snapped & (nearest == kf))
+        snapped[claims[claims != claims[np.argmin(dist[claims])]]] = False
+    targets = np.where(snapped, nearest, wanted)
+    order = np.argsort(targets, kind="stable")
+    return targets[order], snapped[order]
+
+
+def read_frames_keyframes(
+    path: Path, indices: np.ndarray, fps: float, max_side_px: int
+) -> tuple[list[np.ndarray], list[int]]:
+    """Decode the frames at ``indices`` with PyAV (FFmpeg), each snapped to the nearest keyframe
+    where one is close (``snap_to_keyframes``): a snapped frame costs one seek and one decoded
+    frame, where an exact one costs the decoding of every frame from the keyframe before it. The
+    keyframes are found from the packets (demuxing, no decoding). Returns the frames and the
+    indices they were decoded at (which may differ from those asked)."""
+    import av
+
+    frames: list[np.ndarray] = []
+    got: list[int] = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"
+            tb, start = float(stream.time_base), stream.start_time or 0
+
+            def index_of(pts: int) -> int:  # the frame number OpenCV would give it
+                return round((pts - start) * tb * fps)
+
+            keyframes = np.array(
+                sorted({index_of(p.pts) for p in container.demux(stream) if p.is_keyframe and p.pts is not None}),
+                dtype=np.int64,
+            )
+            targets, _ = snap_to_keyframes(np.asarray(indices, np.int64), keyframes)
+            scale = min(1.0, max_side_px / max(stream.width, stream.height, 1))
+            size = {"width": max(1, round(stream.width * scale)), "height": max(1, round(stream.height * scale))}
+            decoding, pos = None, -1  # the decoder after the last seek, and its last frame number
+            for t in targets.tolist():
+                # Seek when decoding on from the keyframe at or before t is shorter than from here.
+                before = keyframes[np.searchsorted(keyframes, t, side="right") - 1] if len(keyframes) else 0
+                if decoding is None or t <= pos or t - before < t - pos - 1:
+                    container.seek(start + round(t / fps / tb), stream=stream, backward=True)  # keyframe <= t
+                    decoding, pos = container.decode(stream), -1
+                found = None
+                for frame in decoding:
+                    pos = index_of(frame.pts) if frame.pts is not None else pos + 1
+                    if pos >= t:
+                        found = frame
+                        break
+                if found is None:  # the stream ended before it
+                    decoding = None
+                    continue
+                frames.append(found.to_ndarray(format="rgb24", interpolation="AREA", **size))
+                got.append(pos)
+    except (av.error.FFmpegError, IndexError) as exc:
+        if not frames:
+            raise VideoDecodeError(f"cannot decode video ({type(exc).__name__})") from exc
+    return frames, got
+
+
 def sample_frames(path: Path, sampling: SamplingConfig, min_decoded_fraction: float) -> SampledFrames:
     """Open, probe, decode the planned frames; raise VideoDecodeError with a quarantine reason."""
     import cv2
@@ -154,9 +237,12 @@ def sample_frames(path: Path, sampling: SamplingConfig, min_decoded_fraction: fl
     try:
         meta = probe(cap, path)
         wanted = plan_frame_indices(sampling, meta.frame_count, meta.fps)
-        frames, got = read_frames(cap, wanted, sampling.max_side_px)
+        if sampling.seek == "exact":
+            frames, got = read_frames(cap, wanted, sampling.max_side_px)
     finally:
         cap.release()
+    if sampling.seek == "keyframe":
+        frames, got = read_frames_keyframes(path, wanted, meta.fps, sampling.max_side_px)
     if not frames:
         raise VideoDecodeError("zero frames decoded")
     if len(frames) < min_decoded_fraction * len(wanted):

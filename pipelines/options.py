@@ -89,6 +89,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("strategy", "sampling", "Frame sampling", choices=("uniform", "fps", "scene"), flag="--sampling"),
     Option("num_frames", "sampling", "Frames per video (uniform sampling)", minimum=1, maximum=1024, flag="--frames"),
     Option("frames_per_second", "sampling", "Frames per second (fps sampling)", minimum=0, above_minimum=True, flag="--fps"),
+    Option("seek", "sampling", "How sampled frames are reached: nearest keyframe (PyAV) or the exact frame (OpenCV)", choices=("keyframe", "exact")),
     Option("fusion", "model", "How the item tower fuses modalities", choices=FUSIONS),
     Option("modalities", "model", f"Item-tower inputs, comma-separated (ablations; of {','.join(MODALITIES)})"),
     Option("user_pooling", "model", "How the user tower pools its history", choices=("mean", "attention")),

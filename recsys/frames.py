@@ -13,6 +13,7 @@ import numpy as np
 
 STRATEGIES = ("uniform", "fps", "scene")
 POOLINGS = ("mean", "max", "distinct")
+SEEKS = ("keyframe", "exact")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class SamplingConfig:
     pooling: str = "mean"
     max_side_px: int = 320
     """Decoded frames are downscaled so their longer side is at most this (memory stays bounded)."""
+    seek: str = "keyframe"
+    """How each planned frame is reached: ``keyframe`` moves it to the nearest keyframe when one is
+    within half the gap to its neighbours (one decoded frame per sample; PyAV), ``exact`` decodes
+    forward from the keyframe before it to the very frame (OpenCV)."""
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -47,6 +52,8 @@ class SamplingConfig:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if min(self.num_frames, self.max_frames, self.max_side_px) <= 0:
             raise ValueError("num_frames, max_frames and max_side_px must be positive")
+        if self.seek not in SEEKS:
+            raise ValueError(f"seek must be one of {SEEKS}, got {self.seek!r}")
         if min(self.frames_per_second, self.scene_probe_fps, self.segment_seconds) <= 0:
             raise ValueError("frames_per_second, scene_probe_fps and segment_seconds must be positive")
 

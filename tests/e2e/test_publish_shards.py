@@ -51,9 +51,14 @@ def test_shards_then_finish_flip_once_all_are_written(pipeline_run, tmp_path, re
         assert version_values(client, namespace, version) == before  # ... and the same bytes
         summary = publish.finish_plan(sharded, RUN_DATE)
         assert client.get(keys.live_key(namespace)) == version.encode()
-        assert summary["shards"] == 3 and summary["users"] == sum(m["users"] for m in first) + json.loads(
-            (work / "runs" / RUN_DATE / "publish" / f"shards-{version}" / "shard-00002-of-00003.json").read_text()
-        )["users"]
+        assert (
+            summary["shards"] == 3
+            and summary["users"]
+            == sum(m["users"] for m in first)
+            + json.loads(
+                (work / "runs" / RUN_DATE / "publish" / f"shards-{version}" / "shard-00002-of-00003.json").read_text()
+            )["users"]
+        )
         sharded_values = version_values(client, namespace, version)
 
         # the same version published in one process (one shard) into another namespace

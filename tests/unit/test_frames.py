@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipelines.demo_data import DemoConfig, VideoSpec, render_frames, write_video
-from pipelines.frame_features import VideoDecodeError, embed_sampled, read_frames, sample_frames
+from pipelines.frame_features import VideoDecodeError, embed_sampled, read_frames, sample_frames, snap_to_keyframes
 from recsys.frames import (
     SamplingConfig,
     cap_evenly,
@@ -76,11 +76,43 @@ def test_segments_and_pooling_hand_computed():
 
 def test_sample_frames_seeks_real_clip():
     path = shared_file("videos", "bikes.mp4")  # 640x272, 250 frames at 25 fps
-    s = sample_frames(path, SamplingConfig(num_frames=4, max_side_px=320), 0.5)
+    s = sample_frames(path, SamplingConfig(num_frames=4, max_side_px=320, seek="exact"), 0.5)
     assert s.frames.shape == (4, 136, 320, 3)  # downscaled to a 320 px long side
     assert s.meta.frame_count == 250 and s.meta.fps == 25.0
     assert s.indices.tolist() == [31, 93, 156, 218]
     assert np.abs(s.frames[0].astype(int) - s.frames[3].astype(int)).mean() > 5
+
+
+def test_keyframe_seek_on_a_real_clip_gives_the_keyframes_pictures():
+    """bikes.mp4 (H.264) has keyframes at frames 0, 30, 76, 137, 187, 242: the planned frames 31,
+    93, 156, 218 move to the nearest within half the gap to their neighbours; each decoded picture
+    is the one OpenCV decodes at that frame number."""
+    import cv2
+
+    path = shared_file("videos", "bikes.mp4")
+    s = sample_frames(path, SamplingConfig(num_frames=4, max_side_px=320), 0.5)  # seek="keyframe", the default
+    assert s.indices.tolist() == [30, 76, 137, 242] and s.frames.shape == (4, 136, 320, 3)
+    cap = cv2.VideoCapture(str(path))
+    exact, got = read_frames(cap, s.indices, 320)
+    cap.release()
+    assert got == s.indices.tolist()
+    for a, b in zip(s.frames, exact, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3.0  # the same picture (scalers differ)
+
+
+def test_snap_to_keyframes_rules():
+    wanted = np.array([10, 30, 50, 70])
+    # no keyframe but the first frame: nothing moves (frame 0 is never a target it was not asked for)
+    assert snap_to_keyframes(wanted, np.array([0]))[0].tolist() == [10, 30, 50, 70]
+    # within half the gap to the nearer neighbour (10) and half the distance from the start only
+    targets, snapped = snap_to_keyframes(wanted, np.array([0, 24, 38, 61]))
+    assert targets.tolist() == [10, 24, 50, 61] and snapped.tolist() == [False, True, False, True]
+    # a keyframe serves the nearest sample; the other stays exact (no sample lost to a duplicate)
+    targets, snapped = snap_to_keyframes(np.array([30, 50]), np.array([41]))
+    assert targets.tolist() == [30, 41] and snapped.tolist() == [False, True]
+    targets, _ = snap_to_keyframes(np.array([50]), np.array([0, 70, 100]))  # one sample: up to 25 away
+    assert targets.tolist() == [70]
+    assert snap_to_keyframes(np.array([40]), np.array([0, 70]))[0].tolist() == [40]
 
 
 @pytest.mark.parametrize("clip", ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4"])
