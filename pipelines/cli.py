@@ -41,6 +41,15 @@ def _step(name: str) -> Callable[[argparse.Namespace], object]:
     return run
 
 
+def cmd_train(args: argparse.Namespace) -> object:
+    """The train step, in this process or on ``--workers`` local worker processes."""
+    if args.workers <= 1:
+        return _step("train")(args)
+    from pipelines.distributed import train_on_workers
+
+    return {"train": train_on_workers(_config(args), args.run_date, args.workers)}
+
+
 def cmd_publish(args: argparse.Namespace) -> object:
     """The publish step; with --version a republish of an exported version, with --rollback a flip back."""
     from pipelines.dag_support import publish_named
@@ -259,6 +268,15 @@ def _add_step_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore
         p = sub.add_parser(name, help=helptext)
         _add_common(p, source_required=name != "publish")
         p.set_defaults(func=_step(name))
+        if name == "train":
+            p.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="train on this many local worker processes (tf.distribute.MultiWorkerMirroredStrategy; "
+                "settings as given, no automatic tuning)",
+            )
+            p.set_defaults(func=cmd_train)
         if name == "publish":
             p.add_argument(
                 "--version",

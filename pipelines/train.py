@@ -20,6 +20,7 @@ import logging
 import shutil
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -40,9 +41,20 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
         log.warning("train %s: no model tonight: %s", run_date, ds.no_model)
         return summary
     summary = train_and_export(cfg, run_date, ds)
-    write_json(cfg.partition(run_date, "train") / "model.json", summary)
+    if _chief():  # a multi-worker cluster's other workers leave the record to the chief
+        write_json(cfg.partition(run_date, "train") / "model.json", summary)
     log.info("train %s: %s", run_date, summary)
     return summary
+
+
+def _chief() -> bool:
+    import os
+
+    if not os.environ.get("TF_CONFIG"):
+        return True
+    from recsys.model.training import is_chief  # TensorFlow: a worker process has it loaded
+
+    return is_chief()
 
 
 def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) -> dict[str, object]:
@@ -78,10 +90,45 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         }
         result = refit
     examples = data.examples
-    reference_ts = float(ds.split.train["ts"].max())
 
     version = version_cfg.model_version(run_date)
+    weights = export(cfg, run_date, version, ds, result, tuning)
+
+    return {
+        "version": version,
+        "examples": len(examples.item),
+        "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
+        "epochs_run": len(result.history.get("fit_loss") or result.history.get("loss", [])),
+        "refit_epochs": len(result.history["loss"]) if result.history.get("refit") else None,
+        "best_epoch": (result.history.get("best_epoch") or [None])[0],
+        "validation_users": (result.history.get("validation_users") or [0])[0],
+        "val_ndcg@10": max(result.history["val_ndcg@10"]) if result.history.get("val_ndcg@10") else None,
+        "fusion": cfg.model.fusion,
+        "modalities": list(cfg.model.modalities),
+        "fusion_weights": weights,
+        "new_items": int(result.new_items.sum()) if result.new_items is not None else 0,
+        "freshness": result.layout.to_json().get("freshness"),
+        "freshness_per_day": result.layout.freshness_per_day,
+        "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def export(
+    cfg: PipelineConfig,
+    run_date: str,
+    version: str,
+    ds: dataset.Dataset,
+    result,
+    tuning: dict,  # type: ignore[no-untyped-def,type-arg]
+) -> dict[str, float] | None:
+    """Write ``models/<version>/`` (staged, then swapped in whole); returns the fusion weights."""
+    reference_ts = float(ds.split.train["ts"].max())
     final = cfg.model_dir(version)
+    if not _chief():  # every worker saves (saving may take part in collectives); the chief's is kept
+        import tempfile
+
+        final = Path(tempfile.mkdtemp(prefix="vidrec-worker-")) / version
     staging = final.with_name(f".{version}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -104,22 +151,6 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     # Swap the finished folder in whole, so a reader never sees half a model.
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
-
-    return {
-        "version": version,
-        "examples": len(examples.item),
-        "final_loss": result.history["loss"][-1] if result.history.get("loss") else None,
-        "epochs_run": len(result.history.get("fit_loss") or result.history.get("loss", [])),
-        "refit_epochs": len(result.history["loss"]) if result.history.get("refit") else None,
-        "best_epoch": (result.history.get("best_epoch") or [None])[0],
-        "validation_users": (result.history.get("validation_users") or [0])[0],
-        "val_ndcg@10": max(result.history["val_ndcg@10"]) if result.history.get("val_ndcg@10") else None,
-        "fusion": cfg.model.fusion,
-        "modalities": list(cfg.model.modalities),
-        "fusion_weights": weights,
-        "new_items": int(result.new_items.sum()) if result.new_items is not None else 0,
-        "freshness": result.layout.to_json().get("freshness"),
-        "freshness_per_day": result.layout.freshness_per_day,
-        "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
+    if not _chief():
+        shutil.rmtree(final.parent, ignore_errors=True)
+    return weights

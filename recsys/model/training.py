@@ -14,6 +14,7 @@ Imports TensorFlow and TFRS (``ensure_keras2`` first).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,6 +32,27 @@ import tensorflow as tf  # noqa: E402  (after ensure_keras2: TFRS needs Keras 2)
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 log = logging.getLogger(__name__)
+_STRATEGY: Any = None
+
+
+def distribution() -> Any:
+    """The process's ``tf.distribute`` strategy: ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG``
+    names a cluster of workers (``pipelines.distributed`` starts them), else the default one.
+    Created once, before the first model (TensorFlow requires it before other collective ops)."""
+    global _STRATEGY
+    if _STRATEGY is None:
+        _STRATEGY = (
+            tf.distribute.MultiWorkerMirroredStrategy() if os.environ.get("TF_CONFIG") else tf.distribute.get_strategy()
+        )
+    return _STRATEGY
+
+
+def is_chief() -> bool:
+    """True unless this process is a non-chief worker of a multi-worker cluster (worker index > 0)."""
+    import json
+
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return task.get("type", "worker") in ("chief", "worker") and int(task.get("index", 0)) == 0
 
 
 @dataclass
@@ -169,7 +191,9 @@ class TwoTowerModel(tfrs.Model):
         if cfg.logq_correction:
             logits -= tf.gather(self.log_expected, cands)[None, :]
         logits = tf.where(invalid, tf.fill(tf.shape(logits), -1e9), logits)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(b), logits=logits))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(b), logits=logits))
+        # Replicas' gradients are summed: each contributes its share of the global mean.
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def result(self, birth: np.ndarray, new_items: np.ndarray, from_event: np.ndarray) -> TrainResult:
         """The towers as they are now, with the learned freshness table in the layout."""
@@ -195,12 +219,16 @@ def training_dataset(cfg: TwoTowerConfig, examples: TrainingExamples, t0: float)
         "weight": examples.history_weight(),
         "t": ts_h,
     }
-    return (
+    data = (
         tf.data.Dataset.from_tensor_slices(columns)
         .shuffle(len(examples.item), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(cfg.batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+    # Several workers: every worker builds the same batches and takes its share of each one.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.with_options(options)
 
 
 def train_two_tower(
@@ -229,32 +257,38 @@ def train_two_tower(
         log.warning("%d training examples < batch_size %d: batches of %d", len(examples.item), cfg.batch_size,
                     len(examples.item))  # fmt: skip
         cfg = replace(cfg, batch_size=len(examples.item))
+    strategy = distribution()
+    if len(examples.item) < cfg.batch_size * strategy.num_replicas_in_sync and strategy.num_replicas_in_sync > 1:
+        raise ValueError(f"{len(examples.item)} examples are too few for {strategy.num_replicas_in_sync} workers")
     tf.keras.utils.set_random_seed(cfg.seed)
     n_items = content.num_items
     counts = np.bincount(examples.item, minlength=n_items).astype(np.float64)
     if user_counts is None:
         user_counts = np.bincount(examples.user, minlength=num_users)
-    item_tower, user_tower = build_towers(
-        cfg, content, num_users, warm_items=counts > 0, item_counts=counts, user_counts=user_counts
-    )
+    with strategy.scope():
+        item_tower, user_tower = build_towers(
+            cfg, content, num_users, warm_items=counts > 0, item_counts=counts, user_counts=user_counts
+        )
     birth = np.full(n_items, np.nan) if item_birth is None else np.asarray(item_birth, np.float64)
     t0 = float(np.min(examples.ts)) if examples.ts is not None and len(examples.ts) else 0.0
     from_event = np.zeros(n_items, bool) if birth_from_event is None else np.asarray(birth_from_event, bool)
     from_event = from_event | np.isnan(birth)  # no publication time and never watched: born at a first event
-    # Expected count of each video among one batch's candidates: batch_size draws by frequency
-    # (the batch's positives) plus uniform_negatives uniform draws.
-    expected = cfg.batch_size * counts / max(counts.sum(), 1.0) + cfg.uniform_negatives / n_items
-    model = TwoTowerModel(
-        cfg,
-        item_tower,
-        user_tower,
-        use_time=cfg.freshness and examples.ts is not None,
-        # Hours since t0; a video with unknown birth is "not yet" at every training time.
-        birth_h=np.where(np.isnan(birth), np.inf, (birth - t0) / 3600.0),
-        from_event=from_event,
-        log_expected=np.log(np.maximum(expected, 1e-12)),
-    )
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    # Expected count of each video among one replica's batch candidates: its share of the batch
+    # drawn by frequency (the batch's positives) plus uniform_negatives uniform draws.
+    per_replica = cfg.batch_size / strategy.num_replicas_in_sync
+    expected = per_replica * counts / max(counts.sum(), 1.0) + cfg.uniform_negatives / n_items
+    with strategy.scope():
+        model = TwoTowerModel(
+            cfg,
+            item_tower,
+            user_tower,
+            use_time=cfg.freshness and examples.ts is not None,
+            # Hours since t0; a video with unknown birth is "not yet" at every training time.
+            birth_h=np.where(np.isnan(birth), np.inf, (birth - t0) / 3600.0),
+            from_event=from_event,
+            log_expected=np.log(np.maximum(expected, 1e-12)),
+        )
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
 
     def trained() -> TrainResult:
         return model.result(birth, counts == 0, from_event)
