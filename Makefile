@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python -m benchmarks.serving --server granian
 	$(BIN)/python -m benchmarks.publish
 	$(BIN)/python -m benchmarks.refresh
+	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.capacity > /dev/null   # docs/scale.md from the figures above
 
 ## Rerun the reference experiments (demo, MovieLens) and regenerate docs/results.md (~40 min on 2 cores).
 results: install
