@@ -8,7 +8,7 @@ export TF_USE_LEGACY_KERAS := 1
 export HF_HUB_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install demo test test-fast serve bench results lint clean
+.PHONY: install demo test test-fast serve bench results lint clean cluster-demo
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-fast: install
 serve: install
 	$(BIN)/vidrec redis start
 	$(BIN)/vidrec serve --host 127.0.0.1 --port $${VIDREC_API_PORT:-8000}
+
+## The production profile end to end: Airflow on Celery + PostgreSQL, a Redis Cluster, the nightly
+## DAG triggered through the REST API, its shards on two workers; everything stopped afterwards.
+cluster-demo: install
+	bash scripts/cluster.sh demo
 
 ## Every benchmark (figures next to their references; writes benchmarks/results/*.json).
 bench: install

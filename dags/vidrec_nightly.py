@@ -116,14 +116,14 @@ def publish_shard(shard: int, params: dict, logical_date=None) -> dict:  # type:
     return publish.run_shard(cfg, run_date, shard)
 
 
-def _finish_publish(params: dict, logical_date: object) -> dict:  # type: ignore[type-arg]
+def _finish_publish(params: dict, logical_date: object = None) -> dict:  # type: ignore[type-arg]
     from pipelines import publish
 
     cfg, run_date = _config_and_date(params, logical_date)
     return publish.finish_plan(cfg, run_date)
 
 
-def _reduce_frame_features(params: dict, logical_date: object) -> dict:
+def _reduce_frame_features(params: dict, logical_date: object = None) -> dict:
     from pipelines.frame_features import reduce_shards
 
     cfg, run_date = _config_and_date(params, logical_date)
