@@ -179,7 +179,29 @@ def parse_url(url: str) -> _Target:
     )
 
 
-class PipelinedRedis:
+class RawReplies:
+    """``execute_many`` and ``execute`` over a client's ``execute_raw`` (replies with error
+    replies as values): an error reply raises ``RedisReplyError``."""
+
+    async def execute_raw(self, commands: list[tuple[Arg, ...]]) -> list[object]:
+        raise NotImplementedError
+
+    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
+        """Send the commands in one write and return their replies, in order.
+
+        Raises RedisUnavailable on timeout, connection trouble, or an error reply.
+        """
+        replies = await self.execute_raw(commands)
+        for r in replies:
+            if isinstance(r, hiredis.ReplyError):
+                raise RedisReplyError(f"Redis replied with an error: {r}")
+        return replies
+
+    async def execute(self, *args: Arg) -> object:
+        return (await self.execute_many([args]))[0]
+
+
+class PipelinedRedis(RawReplies):
     def __init__(self, url: str, connections: int = 2, timeout: float = 0.25, max_pending: int = 10_000) -> None:
         self._target = parse_url(url)
         self._timeout = timeout
@@ -245,20 +267,6 @@ class PipelinedRedis:
             conn.drop_if_stalled(conn.loop.time(), self._stall_seconds)
             raise RedisUnavailable(f"{self._max_pending} requests already waiting on Redis")
         return await conn.send(b"".join([pack(c) for c in commands]), len(commands))
-
-    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
-        """Send the commands in one write and return their replies, in order.
-
-        Raises RedisUnavailable on timeout, connection trouble, or an error reply.
-        """
-        replies = await self.execute_raw(commands)
-        for r in replies:
-            if isinstance(r, hiredis.ReplyError):
-                raise RedisReplyError(f"Redis replied with an error: {r}")
-        return replies
-
-    async def execute(self, *args: Arg) -> object:
-        return (await self.execute_many([args]))[0]
 
     async def close(self) -> None:
         for conn in self._slots:

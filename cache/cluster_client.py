@@ -19,7 +19,7 @@ from typing import Any
 
 import hiredis
 
-from cache.client import PipelinedRedis, RedisReplyError, RedisUnavailable
+from cache.client import PipelinedRedis, RawReplies, RedisUnavailable
 from cache.cluster import SlotMap, key_slot, parse_cluster_url, parse_redirect
 from cache.resp import Arg
 
@@ -37,7 +37,7 @@ def _name(arg: Arg) -> str:
     return (arg.decode() if isinstance(arg, bytes) else str(arg)).upper()
 
 
-class ClusterPipelinedRedis:
+class ClusterPipelinedRedis(RawReplies):
     def __init__(
         self,
         url: str,
@@ -165,17 +165,6 @@ class ClusterPipelinedRedis:
             answers = [r for c, r in zip(groups[node], got, strict=True) if _name(c[0]) != "ASKING"]
             for i, r in zip(slots[node], answers, strict=True):
                 replies[i] = r
-
-    async def execute_many(self, commands: list[tuple[Arg, ...]]) -> list[object]:
-        """As ``PipelinedRedis.execute_many``: the replies in order; an error reply raises."""
-        replies = await self.execute_raw(commands)
-        for r in replies:
-            if isinstance(r, hiredis.ReplyError):
-                raise RedisReplyError(f"Redis replied with an error: {r}")
-        return replies
-
-    async def execute(self, *args: Arg) -> object:
-        return (await self.execute_many([args]))[0]
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -121,13 +121,8 @@ def resp_keyed_commands(
     for i in range(n):
         a, b = id_starts[first + i], id_starts[first + i + 1]
         p = _put(out, p, head, 0, len(head))
-        p = _put_len(out, p, len(prefix) + len(suffix) + b - a)
-        p = _put(out, p, prefix, 0, len(prefix))
-        p = _put(out, p, id_data, a, b)
-        p = _put(out, p, suffix, 0, len(suffix))
-        out[p] = 13
-        out[p + 1] = 10
-        p = _put_len(out, p + 2, val_off[i + 1] - val_off[i])
+        p = _put_key(out, p, prefix, suffix, id_data, a, b)
+        p = _put_len(out, p, val_off[i + 1] - val_off[i])
         p = _put(out, p, vals, val_off[i], val_off[i + 1])
         out[p] = 13
         out[p + 1] = 10
