@@ -1,7 +1,7 @@
 """Inner loops compiled with numba for the Redis side of publishing: the list encoding of whole
 top-k matrices (``encode_lists``: ``cache.keys.encode_items``' bytes for every row) and RESP
 command packing for blocks of keys (``resp_keyed_commands``, ``resp_multikey_command``,
-``resp_key_commands``) and the Redis Cluster slot of each id (``id_slots``).
+``resp_grouped_commands``) and the Redis Cluster slot of each id (``id_slots``).
 
 This module imports numba (~0.6 s) and compiles each function on first use (cached on disk beside
 it): import it inside the functions that need it, never on the API's import path.
@@ -160,21 +160,32 @@ def _put_key(out: np.ndarray, p: int, prefix: np.ndarray, suffix: np.ndarray, id
 
 
 @numba.njit(nogil=True, cache=True)
-def resp_key_commands(
-    head: np.ndarray, prefix: np.ndarray, suffix: np.ndarray, id_data: np.ndarray, id_starts: np.ndarray
+def resp_grouped_commands(
+    name: np.ndarray,
+    prefix: np.ndarray,
+    suffix: np.ndarray,
+    id_data: np.ndarray,
+    id_starts: np.ndarray,
+    bounds: np.ndarray,
 ) -> np.ndarray:
-    """One RESP command per key: ``head`` then the key ``prefix`` + id + ``suffix``, e.g.
-    ``EXISTS k`` with head ``*2\\r\\n$6\\r\\nEXISTS\\r\\n`` (a cluster checks keys of one slot per command)."""
-    n = len(id_starts) - 1
+    """One RESP command per group of keys: ``name`` (the command name as a bulk string, e.g.
+    ``$6\\r\\nEXISTS\\r\\n``) then the keys ``prefix`` + id + ``suffix`` of ids
+    ``bounds[g]..bounds[g + 1]``; e.g. one ``EXISTS`` per cluster slot."""
     total = 0
-    for j in range(n):
-        klen = len(prefix) + len(suffix) + id_starts[j + 1] - id_starts[j]
-        total += len(head) + klen + _digits(klen) + 5
+    for g in range(len(bounds) - 1):
+        total += 1 + _digits(bounds[g + 1] - bounds[g] + 1) + 2 + len(name)
+        for j in range(bounds[g], bounds[g + 1]):
+            klen = len(prefix) + len(suffix) + id_starts[j + 1] - id_starts[j]
+            total += klen + _digits(klen) + 5
     out = np.empty(total, np.uint8)
     p = 0
-    for j in range(n):
-        p = _put(out, p, head, 0, len(head))
-        p = _put_key(out, p, prefix, suffix, id_data, id_starts[j], id_starts[j + 1])
+    for g in range(len(bounds) - 1):
+        start = p
+        p = _put_len(out, p, bounds[g + 1] - bounds[g] + 1)
+        out[start] = 42  # "*": an array of that many bulk strings, not "$"
+        p = _put(out, p, name, 0, len(name))
+        for j in range(bounds[g], bounds[g + 1]):
+            p = _put_key(out, p, prefix, suffix, id_data, id_starts[j], id_starts[j + 1])
     return out
 
 

@@ -81,12 +81,17 @@ def encode_row_blocks(
 def warm_up() -> None:
     """Compile (or load from the disk cache) every ``cache.kernels`` loop now, on tiny inputs:
     benchmarks call this so that the first timed call does not include ~8 s of compilation."""
-    from cache.kernels import id_slots, resp_key_commands, resp_keyed_commands, resp_multikey_command
+    from cache.kernels import (
+        id_slots,
+        resp_grouped_commands,
+        resp_keyed_commands,
+        resp_multikey_command,
+    )
 
     vocab = VocabBytes(["a", "bc"])
     buf, off = encode_matrix(vocab, np.array([[1, 0]]), np.ones((1, 2), np.float32))
     byte = np.frombuffer(b"x", np.uint8)
     resp_keyed_commands(byte, byte, byte, vocab.data, vocab.starts, 0, buf, off, byte)
     resp_multikey_command(byte, byte, byte, vocab.data, vocab.starts)
-    resp_key_commands(byte, byte, byte, vocab.data, vocab.starts)
     id_slots(vocab.data, vocab.starts)
+    resp_grouped_commands(byte, byte, byte, vocab.data, vocab.starts, np.array([0, 1, 2]))

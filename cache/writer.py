@@ -199,20 +199,25 @@ class VersionWrite:
 
     def exists_batches(self) -> Iterator[tuple[bytes | np.ndarray, int]]:
         """One EXISTS per ``WRITE_CHUNK`` keys, then one for the single lists (``per_key_exists``:
-        ``WRITE_CHUNK`` EXISTS commands of one key per batch)."""
-        from cache.kernels import resp_key_commands, resp_multikey_command
+        one EXISTS per run of keys in the same cluster slot, about ``WRITE_CHUNK`` keys a batch)."""
+        from cache.kernels import id_slots, resp_grouped_commands, resp_multikey_command
 
         suffix = np.frombuffer(keys.TAG_SUFFIX, np.uint8)
         for (prefix, _), (id_data, id_starts) in zip(self.lists, self.ids, strict=True):
             p = np.frombuffer(prefix, np.uint8)
+            if self.per_key_exists:  # a multi-key command must stay within one slot
+                slots = id_slots(id_data, id_starts)
+                bounds = np.flatnonzero(np.diff(slots)) + 1 if len(slots) else np.zeros(0, np.int64)
+                bounds = np.concatenate([[0], bounds, [len(slots)]]).astype(np.int64)
+                name = np.frombuffer(b"$6\r\nEXISTS\r\n", np.uint8)
+                for g in range(0, len(bounds) - 1, WRITE_CHUNK // 8):
+                    part = bounds[g : g + WRITE_CHUNK // 8 + 1]
+                    yield resp_grouped_commands(name, p, suffix, id_data, id_starts, part), len(part) - 1
+                continue
             for s in range(0, len(id_starts) - 1, WRITE_CHUNK):
                 part = id_starts[s : s + WRITE_CHUNK + 1]
-                if self.per_key_exists:
-                    head = np.frombuffer(b"*2\r\n$6\r\nEXISTS\r\n", np.uint8)
-                    yield resp_key_commands(head, p, suffix, id_data, part), len(part) - 1
-                else:
-                    head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
-                    yield resp_multikey_command(head, p, suffix, id_data, part), 1
+                head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
+                yield resp_multikey_command(head, p, suffix, id_data, part), 1
         if self.singles and self.per_key_exists:
             yield b"".join(pack([b"EXISTS", key]) for key, _ in self.singles), len(self.singles)
         elif self.singles:
@@ -262,9 +267,11 @@ class VersionWrite:
 
         parts: list[tuple[list, list]] = [([], []) for _ in nodes]
         for (prefix, ranked), (id_data, id_starts) in zip(self.lists, self.ids, strict=True):
-            row_node = node_index(id_slots(id_data, id_starts))
+            slots = id_slots(id_data, id_starts)
+            row_node = node_index(slots)
+            by_slot = np.argsort(slots, kind="stable")  # a node's rows in slot order: one EXISTS per slot
             for i, part in enumerate(parts):
-                rows = np.flatnonzero(row_node == i)
+                rows = by_slot[row_node[by_slot] == i]
                 if len(rows):
                     part[0].append((prefix, ranked.rows(rows)))
         for key, lst in self.singles:

@@ -45,7 +45,7 @@ def test_bad_input_is_refused():
 
 def test_resp_commands_parse_back():
     """The compiled RESP builders against redis-py's packer (``cache.resp.pack``)."""
-    from cache.kernels import resp_key_commands, resp_keyed_commands, resp_multikey_command
+    from cache.kernels import resp_grouped_commands, resp_keyed_commands, resp_multikey_command
     from cache.packed import concat_bytes
     from cache.resp import pack
 
@@ -65,8 +65,9 @@ def test_resp_commands_parse_back():
     exists = np.frombuffer(b"*3\r\n$6\r\nEXISTS\r\n", np.uint8)
     got = resp_multikey_command(exists, prefix, suffix, id_data, id_starts[1:])
     assert got.tobytes() == pack([b"EXISTS", *key[1:]])
-    got = resp_key_commands(np.frombuffer(b"*2\r\n$6\r\nEXISTS\r\n", np.uint8), prefix, suffix, id_data, id_starts)
-    assert got.tobytes() == b"".join(pack([b"EXISTS", k]) for k in key)
+    name = np.frombuffer(b"$6\r\nEXISTS\r\n", np.uint8)
+    got = resp_grouped_commands(name, prefix, suffix, id_data, id_starts, np.array([0, 2, 3]))
+    assert got.tobytes() == pack([b"EXISTS", *key[:2]]) + pack([b"EXISTS", key[2]])
 
 
 def test_id_slots_match_redis_cluster_hashing():
