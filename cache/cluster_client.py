@@ -25,6 +25,10 @@ from cache.resp import Arg
 
 MAX_REDIRECTS = 3
 KEYLESS = frozenset({"PING", "CLUSTER", "INFO", "ASKING"})
+_KEYLESS_ARGS = (
+    KEYLESS | {k.lower() for k in KEYLESS} | {k.encode() for k in KEYLESS} | {k.lower().encode() for k in KEYLESS}
+)
+SLOT_CACHE_SIZE = 200_000  # keys whose slot is remembered (a cache hit's keys repeat per user)
 Node = tuple[str, int]
 Guard = Callable[[Node, Callable[[], Awaitable[list[object]]]], Awaitable[list[object]]]
 
@@ -51,6 +55,7 @@ class ClusterPipelinedRedis(RawReplies):
         self._guard = guard or _unguarded
         self._clients: dict[Node, PipelinedRedis] = {}
         self._map: SlotMap | None = None
+        self._slots: dict[object, int] = {}
         self._loading: asyncio.Future | None = None  # type: ignore[type-arg]
         self.redirects = 0
         """MOVED and ASK replies followed (a resharding in progress, or a stale map)."""
@@ -92,10 +97,14 @@ class ClusterPipelinedRedis(RawReplies):
         raise RedisUnavailable("no Redis Cluster node answered CLUSTER SLOTS (" + "; ".join(errors) + ")")
 
     def _node_for(self, smap: SlotMap, command: tuple[Arg, ...]) -> Node:
-        if len(command) < 2 or _name(command[0]) in KEYLESS:
+        if len(command) < 2 or command[0] in _KEYLESS_ARGS:
             return smap.nodes[0] if smap.nodes else self._target.seeds[0]
         key = command[1]
-        slot = key_slot(key if isinstance(key, bytes | str) else str(key))
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= SLOT_CACHE_SIZE:
+                self._slots.clear()
+            slot = self._slots[key] = key_slot(key if isinstance(key, bytes | str) else str(key))
         node = smap.node_of(slot)
         if node is None:
             raise RedisUnavailable(f"no Redis Cluster master serves slot {slot}")
