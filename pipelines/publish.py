@@ -236,7 +236,12 @@ def write_shard(
 
 
 def finish(
-    cfg: PipelineConfig, run_date: str, model: artifacts.ExportedModel, shards: int, reason: str
+    cfg: PipelineConfig,
+    run_date: str,
+    model: artifacts.ExportedModel,
+    shards: int,
+    reason: str,
+    source: ingest.ValidatedSource | None = None,
 ) -> dict[str, object]:
     """After every shard: check their manifests and every user's key, write the similar, popular
     and category lists, flip the live pointer (``cache.writer.publish_version``) and keep what the
@@ -254,7 +259,7 @@ def finish(
     users = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     exclude = [e for p in parts for e in p[2]]
     order = np.argsort(users, kind="stable")
-    source = ingest.load(cfg, run_date)
+    source = source or ingest.load(cfg, run_date)
     unplayable = frozenset(frame_features.load_quarantine(cfg, run_date)["video_id"])
     similar = similar_items(model, cfg.similar_k, unplayable, cfg.ann_min_items)
     playable = source.events[~source.events["video_id"].isin(unplayable)]
@@ -290,7 +295,8 @@ def publish_model(
     source = ingest.load(cfg, run_date)
     for shard in range(cfg.publish_shards):
         write_shard(cfg, run_date, model, shard, cfg.publish_shards, source)
-    return {**finish(cfg, run_date, model, cfg.publish_shards, why), "seconds": round(time.perf_counter() - t0, 2)}
+    summary = finish(cfg, run_date, model, cfg.publish_shards, why, source)
+    return {**summary, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 POPULAR_ONLY_PREFIX = "popular-"  # versions published without a model (a trained one replaces them)
