@@ -12,8 +12,9 @@ pointer, clean up old versions; roll back.
 On a Redis Cluster (``connect`` of a ``redis+cluster://`` URL gives redis-py's ``RedisCluster``)
 step 1 and 2 run per master, on a thread each: the rows are grouped by the node serving each
 key's slot (the compiled ``id_slots`` over the ids, which are the keys' hash tags), each group
-written and verified on its node's own connection, with one ``EXISTS`` per key (a multi-key
-command must stay within one slot). Steps 3 and 4 go through ``RedisCluster``.
+written and verified on its node's own connection, with one ``EXISTS`` per slot (a multi-key
+command must stay within one slot; a node's rows are written in slot order). Steps 3 and 4 go
+through ``RedisCluster``.
 
 Writing the same version again writes the same keys with the same values (idempotent).
 ``client`` is a redis-py client (``redis.Redis``); redis-py is imported inside the functions.
@@ -133,8 +134,9 @@ class VersionWrite:
     lists: list[tuple[bytes, TopK | TopKMatrix | Written]]
     singles: list[tuple[bytes, Lists]]
     ttl_seconds: int
-    per_key_exists: bool = False
-    """Verify with one EXISTS per key (a cluster node: multi-key commands must stay in one slot)."""
+    per_slot_exists: bool = False
+    """Verify with one EXISTS per run of keys in one slot (a cluster node: multi-key commands must
+    stay in one slot)."""
     sample: list[tuple[bytes, bytes]] = field(default_factory=list)
     bytes: int = 0
     user_bytes: int = 0
@@ -198,14 +200,14 @@ class VersionWrite:
             raise PublishError(f"{start} lists encoded for {len(ranked.user_ids)} ids")
 
     def exists_batches(self) -> Iterator[tuple[bytes | np.ndarray, int]]:
-        """One EXISTS per ``WRITE_CHUNK`` keys, then one for the single lists (``per_key_exists``:
-        one EXISTS per run of keys in the same cluster slot, about ``WRITE_CHUNK`` keys a batch)."""
+        """One EXISTS per ``WRITE_CHUNK`` keys, then one for the single lists (``per_slot_exists``:
+        one EXISTS per run of keys in the same cluster slot, ``WRITE_CHUNK // 8`` runs a batch)."""
         from cache.kernels import id_slots, resp_grouped_commands, resp_multikey_command
 
         suffix = np.frombuffer(keys.TAG_SUFFIX, np.uint8)
         for (prefix, _), (id_data, id_starts) in zip(self.lists, self.ids, strict=True):
             p = np.frombuffer(prefix, np.uint8)
-            if self.per_key_exists:  # a multi-key command must stay within one slot
+            if self.per_slot_exists:  # a multi-key command must stay within one slot
                 slots = id_slots(id_data, id_starts)
                 bounds = np.flatnonzero(np.diff(slots)) + 1 if len(slots) else np.zeros(0, np.int64)
                 bounds = np.concatenate([[0], bounds, [len(slots)]]).astype(np.int64)
@@ -218,13 +220,17 @@ class VersionWrite:
                 part = id_starts[s : s + WRITE_CHUNK + 1]
                 head = np.frombuffer(b"*%d\r\n$6\r\nEXISTS\r\n" % len(part), np.uint8)
                 yield resp_multikey_command(head, p, suffix, id_data, part), 1
-        if self.singles and self.per_key_exists:
+        if self.singles and self.per_slot_exists:
             yield b"".join(pack([b"EXISTS", key]) for key, _ in self.singles), len(self.singles)
         elif self.singles:
             yield pack([b"EXISTS", *(key for key, _ in self.singles)]), 1
 
     def write_and_verify(self, client) -> None:  # type: ignore[no-untyped-def]
-        """Write every key, then check they all exist and the sample reads back byte-identical."""
+        """Write every key, then check they all exist and the sample reads back byte-identical (on a
+        Redis Cluster: per master, on a thread each; the first failure is raised)."""
+        if is_cluster(client):
+            self._write_and_verify_by_node(client)
+            return
         ahead = prefetched(self.batches(), depth=4)  # packed on a thread, ahead of the socket
         try:
             write_batches(client, ahead)
@@ -234,7 +240,7 @@ class VersionWrite:
         if present != self.n_keys:
             raise PublishError(f"verification failed: {present} of {self.n_keys} keys present after write")
         sample_keys = [k for k, _ in self.sample]
-        if self.per_key_exists:  # one slot per command on a cluster node
+        if self.per_slot_exists:  # one slot per command on a cluster node
             pipe = client.pipeline(transaction=False)
             for k in sample_keys:
                 pipe.get(k)
@@ -247,7 +253,7 @@ class VersionWrite:
 
     def by_node(self, cluster) -> list[tuple[object, VersionWrite]]:  # type: ignore[no-untyped-def]
         """This write split by the cluster master serving each key: (node, its part), each part
-        verified per key. Rows keep their order within a node."""
+        verified per slot; a node's rows in slot order."""
         from cache.cluster import SLOTS, key_slot
         from cache.kernels import id_slots
 
@@ -277,7 +283,7 @@ class VersionWrite:
         for key, lst in self.singles:
             parts[int(node_index(np.array([key_slot(key)]))[0])][1].append((key, lst))
         return [
-            (node, VersionWrite(lists, singles, self.ttl_seconds, per_key_exists=True))
+            (node, VersionWrite(lists, singles, self.ttl_seconds, per_slot_exists=True))
             for node, (lists, singles) in zip(nodes, parts, strict=True)
             if lists or singles
         ]
@@ -288,8 +294,7 @@ class VersionWrite:
             return sum(part.missing(client.get_redis_connection(node)) for node, part in self.by_node(client))
         return self.n_keys - count_existing(client, self.exists_batches())
 
-    def write_and_verify_cluster(self, cluster) -> None:  # type: ignore[no-untyped-def]
-        """``write_and_verify`` per master, on a thread each; the first failure is raised."""
+    def _write_and_verify_by_node(self, cluster) -> None:  # type: ignore[no-untyped-def]
         from concurrent.futures import ThreadPoolExecutor
 
         parts = self.by_node(cluster)
@@ -309,7 +314,7 @@ def write_lists(client, ns: str, version: str, topk: TopK | TopKMatrix, ttl_seco
 
     write = VersionWrite([(keys.user_prefix(ns, version).encode(), topk)], [], ttl_seconds)
     try:
-        write.write_and_verify_cluster(client) if is_cluster(client) else write.write_and_verify(client)
+        write.write_and_verify(client)
     except redis.RedisError as exc:
         raise PublishError(f"Redis error while writing lists of {version}: {exc}") from exc
     return {"users": len(topk.user_ids), "bytes": write.bytes}
@@ -334,8 +339,8 @@ def publish_version(
     import redis
 
     prewritten = isinstance(topk, Written)
-    n_users, shard_bytes = len(topk.user_ids), topk.bytes if isinstance(topk, Written) else 0
-    if isinstance(topk, Written):
+    n_users, shard_bytes = len(topk.user_ids), topk.bytes if prewritten else 0
+    if prewritten:
         check = VersionWrite([(keys.user_prefix(ns, version).encode(), topk)], [], ttl_seconds)
         try:
             lost = check.missing(client)
@@ -352,10 +357,7 @@ def publish_version(
     ]
     write = VersionWrite(lists, singles, ttl_seconds)
     try:
-        if is_cluster(client):
-            write.write_and_verify_cluster(client)
-        else:
-            write.write_and_verify(client)
+        write.write_and_verify(client)
         meta: dict[str, object] = {
             "version": version,
             "users": n_users,
