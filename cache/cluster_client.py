@@ -28,6 +28,7 @@ KEYLESS = frozenset({"PING", "CLUSTER", "INFO", "ASKING"})
 _KEYLESS_ARGS = (
     KEYLESS | {k.lower() for k in KEYLESS} | {k.encode() for k in KEYLESS} | {k.lower().encode() for k in KEYLESS}
 )
+_ASKING: tuple[Arg, ...] = ("ASKING",)  # sent before an ASK-redirected command; its reply is dropped
 SLOT_CACHE_SIZE = 200_000  # keys whose slot is remembered (a cache hit's keys repeat per user)
 Node = tuple[str, int]
 Guard = Callable[[Node, Callable[[], Awaitable[list[object]]]], Awaitable[list[object]]]
@@ -35,10 +36,6 @@ Guard = Callable[[Node, Callable[[], Awaitable[list[object]]]], Awaitable[list[o
 
 async def _unguarded(node: Node, fn: Callable[[], Awaitable[list[object]]]) -> list[object]:
     return await fn()
-
-
-def _name(arg: Arg) -> str:
-    return (arg.decode() if isinstance(arg, bytes) else str(arg)).upper()
 
 
 class ClusterPipelinedRedis(RawReplies):
@@ -73,10 +70,14 @@ class ClusterPipelinedRedis(RawReplies):
 
     async def reload(self) -> None:
         """Read the slot map again (concurrent callers share one attempt)."""
+        await asyncio.shield(self._start_load())
+
+    def _start_load(self) -> asyncio.Future:  # type: ignore[type-arg]
+        """The slot-map read in flight, started when none is."""
         if self._loading is None:
             self._loading = asyncio.ensure_future(self._load())
             self._loading.add_done_callback(self._loaded)
-        await asyncio.shield(self._loading)
+        return self._loading
 
     def _loaded(self, fut: asyncio.Future) -> None:  # type: ignore[type-arg]
         self._loading = None
@@ -165,13 +166,12 @@ class ClusterPipelinedRedis(RawReplies):
                 moved = True
                 groups.setdefault(node, []).append(commands[i])
             else:  # ASK: this command only, on that node, after ASKING
-                groups.setdefault(node, []).extend([("ASKING",), commands[i]])
+                groups.setdefault(node, []).extend([_ASKING, commands[i]])
             slots.setdefault(node, []).append(i)
-        if moved and self._loading is None:
-            self._loading = asyncio.ensure_future(self._load())  # the rest of the map moved too, likely
-            self._loading.add_done_callback(self._loaded)
+        if moved:
+            self._start_load()  # in the background: the rest of the map likely moved too
         for node, got in (await self._send_groups(groups)).items():
-            answers = [r for c, r in zip(groups[node], got, strict=True) if _name(c[0]) != "ASKING"]
+            answers = [r for c, r in zip(groups[node], got, strict=True) if c is not _ASKING]
             for i, r in zip(slots[node], answers, strict=True):
                 replies[i] = r
 
