@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,6 +141,12 @@ class PipelineConfig:
 
     def model_dir(self, version: str) -> Path:
         return self.workdir / "models" / version
+
+
+def shard_of(key: str, num_shards: int) -> int:
+    """Stable shard of an id (crc32 of it mod ``num_shards``), the same in every process and run:
+    frame_features' videos, publish's users."""
+    return zlib.crc32(key.encode()) % num_shards
 
 
 def parse_run_date(run_date: str) -> dt.date:

@@ -24,7 +24,6 @@ import json
 import logging
 import sys
 import time
-import zlib
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import ingest
-from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
+from pipelines.config import PipelineConfig, atomic_write, shard_of, write_json, write_parquet
 from recsys.encoders import ImageEncoder, get_image_encoder
 from recsys.frames import (
     SamplingConfig,
@@ -282,11 +281,6 @@ def _save_result(path: Path, r: VideoEmbedding) -> None:
 def _load_result(path: Path) -> VideoEmbedding:
     with np.load(path) as z:
         return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]))
-
-
-def shard_of(video_id: str, num_shards: int) -> int:
-    """Stable shard of a video (crc32 of its id), the same in every process and run."""
-    return zlib.crc32(video_id.encode()) % num_shards
 
 
 def _cache_dir(cfg: PipelineConfig, encoder: ImageEncoder) -> Path:

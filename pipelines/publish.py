@@ -25,7 +25,6 @@ import json
 import logging
 import shutil
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +34,12 @@ from cache import keys
 from cache.packed import VocabBytes
 from cache.writer import PublishError, TopK, TopKMatrix, Written, connect, publish_version, write_lists
 from pipelines import artifacts, fitting, frame_features, ingest
-from pipelines.config import PipelineConfig, atomic_write, run_date_end_epoch_s, write_json
+from pipelines.config import PipelineConfig, atomic_write, run_date_end_epoch_s, shard_of, write_json
 from recsys.model import last_history
 from recsys.online import EXCLUDED_FILE
 from recsys.retrieval import rank, top_k
 
 log = logging.getLogger(__name__)
-
-
-def user_shard(user_ids: list[str], shards: int) -> np.ndarray:
-    """Each user's publish shard: crc32 of the id mod ``shards``, the same in every process and run."""
-    return np.array([zlib.crc32(u.encode()) % shards for u in user_ids], dtype=np.int64)
 
 
 def score_users(
@@ -68,7 +62,7 @@ def score_users(
     i = known["video_id"].map(iidx).to_numpy()
     active = np.unique(u)
     if shard[1] > 1:
-        active = active[user_shard([model.users[a] for a in active], shard[1]) == shard[0]]
+        active = active[np.array([shard_of(model.users[a], shard[1]) == shard[0] for a in active], dtype=bool)]
     hist, weight = last_history(
         u,
         i,
