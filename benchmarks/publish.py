@@ -152,18 +152,14 @@ def cluster_figures(topk: TopKMatrix, item_ids: list[str], single_rps: float) ->
     """Publish the same lists to a private 3-master Redis Cluster (started and stopped here):
     users per second next to the single Redis of the same run."""
     from cache.writer import connect
-    from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
+    from pipelines.redis_server import private_cluster
 
-    ports, state = free_cluster_ports(), Path("var/state/bench-cluster")
-    url = start_cluster(ports, state)
-    try:
+    with private_cluster(Path("var/state/bench-cluster")) as (url, _):
         client = connect(url)
         t0 = time.perf_counter()
         publish_version(client, NS, "bench-1", topk, (item_ids[:100], [1.0] * 100), ttl_seconds=3600)
         rps = len(topk.user_ids) / (time.perf_counter() - t0)
         client.close()
-    finally:
-        stop_cluster(ports, state)
     return [
         {
             "figure": "publish users/s, 3-master cluster",

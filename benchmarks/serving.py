@@ -240,17 +240,13 @@ def drive_api(redis_url: str, args: argparse.Namespace) -> dict[str, float]:
 def cluster_figures(args: argparse.Namespace, single: dict[str, float]) -> list[dict[str, object]]:
     """The same lists published to a private 3-master Redis Cluster (started and stopped here)
     and served from it: cache-hit requests per second next to the single Redis of the same run."""
-    from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
+    from pipelines.redis_server import private_cluster
 
-    ports, state = free_cluster_ports(), Path("var/state/bench-cluster")
-    url = start_cluster(ports, state)
-    try:
+    with private_cluster(Path("var/state/bench-cluster")) as (url, _):
         client = connect(url)
         publish(client, args.users)
         client.close()
         ours = drive_api(url, args)
-    finally:
-        stop_cluster(ports, state)
     print(
         f"CPU ms per 1,000 cache hits: API {single['api_cpu_ms_per_1k']:.0f} on one Redis, "
         f"{ours['api_cpu_ms_per_1k']:.0f} on the cluster; Redis {single['redis_cpu_ms_per_1k']:.0f} (one server), "

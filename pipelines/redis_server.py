@@ -7,11 +7,13 @@ The binary is Debian's ``redis-server`` when installed, else the one inside the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -192,6 +194,16 @@ def wait_cluster_ok(port: int, host: str = "127.0.0.1", timeout_s: float = 20.0)
     finally:
         client.close()
     raise ConnectionError(f"Redis Cluster at {host}:{port} did not reach cluster_state:ok in {timeout_s}s")
+
+
+@contextlib.contextmanager
+def private_cluster(state_dir: Path, masters: int = 3) -> Iterator[tuple[str, list[int]]]:
+    """A Redis Cluster of its own on free ports for the ``with`` block: (its URL, its ports)."""
+    ports = free_cluster_ports(masters)
+    try:
+        yield start_cluster(ports, state_dir), ports
+    finally:
+        stop_cluster(ports, state_dir)
 
 
 def stop_cluster(ports: list[int], state_dir: Path) -> None:

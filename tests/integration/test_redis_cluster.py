@@ -21,7 +21,7 @@ from cache import keys
 from cache.cluster import key_slot
 from cache.packed import VocabBytes
 from cache.writer import TopK, TopKMatrix, connect, publish_version, write_if_live
-from pipelines.redis_server import free_cluster_ports, start_cluster, stop_cluster
+from pipelines.redis_server import private_cluster
 from serving.app import create_app
 from serving.settings import Settings
 from tests.conftest import ServerThread
@@ -34,10 +34,8 @@ VIDEOS = [f"v{i}" for i in range(80)]
 
 @pytest.fixture
 def cluster(tmp_path):
-    ports = free_cluster_ports()
-    url = start_cluster(ports, tmp_path / "cluster")
-    yield url, ports
-    stop_cluster(ports, tmp_path / "cluster")
+    with private_cluster(tmp_path / "cluster") as running:
+        yield running
 
 
 def matrix(version: int) -> TopKMatrix:
