@@ -72,6 +72,11 @@ class TwoTowerConfig:
     c / (c + kappa): rare videos learn to be scored from content, like new ones."""
     user_id_min_events: int = 0
     """Users with fewer training events than this use the unknown-user row instead of their own id."""
+    content_loss_weight: float = 0.0
+    """If > 0, a second softmax over the same batch scores every candidate from its content alone
+    (ids masked, as for a video no one has watched yet), added to the loss with this weight: the
+    content path is trained on every batch, not only on the examples whose id dropout fired."""
+    """Users with fewer training events than this use the unknown-user row instead of their own id."""
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -103,7 +108,12 @@ class TwoTowerConfig:
             raise ValueError(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.uniform_negatives < 0 or self.id_dropout_frequency < 0 or self.user_id_min_events < 0:
-            raise ValueError("uniform_negatives, id_dropout_frequency and user_id_min_events must be >= 0")
+        if (
+            min(self.uniform_negatives, self.id_dropout_frequency, self.user_id_min_events, self.content_loss_weight)
+            < 0
+        ):
+            raise ValueError(
+                "uniform_negatives, id_dropout_frequency, user_id_min_events and content_loss_weight must be >= 0"
+            )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")

@@ -128,11 +128,12 @@ class ItemTower(tf.keras.Model):
         if cfg.item_bias:
             self.bias_head = tf.keras.layers.Dense(1, name="item_bias", kernel_initializer="zeros")
 
-    def tokens(self, item_idx: Any, training: bool = False) -> tuple[Any, Any]:
-        """(tokens [b, 4, hidden_dim], masks [b, 4]) for modalities id, visual, caption, comments."""
+    def tokens(self, item_idx: Any, training: bool = False, ids: bool = True) -> tuple[Any, Any]:
+        """(tokens [b, 4, hidden_dim], masks [b, 4]) for modalities id, visual, caption, comments;
+        ``ids=False``: every id masked, each item as a video no one has watched."""
         cfg = self.cfg
         item_idx = tf.cast(item_idx, tf.int32)
-        id_mask = tf.gather(self.warm, item_idx)
+        id_mask = tf.gather(self.warm, item_idx) * float(ids)
         if training:
             # Drop whole id vectors (more often for rarely watched videos when frequency-tied),
             # so the tower learns to score a video from content alone, as it must a new one.
@@ -152,9 +153,9 @@ class ItemTower(tf.keras.Model):
         tokens = tf.stack([self.projections[m](inputs[m]) if m in self.active else zeros for m in MODALITIES], axis=1)
         return tokens * mask[:, :, None], mask
 
-    def encode(self, item_idx: Any, training: bool = False) -> tuple[Any, Any]:
+    def encode(self, item_idx: Any, training: bool = False, ids: bool = True) -> tuple[Any, Any]:
         """(embeddings [b, embedding_dim] L2-normalised, bias [b]; zeros without item_bias)."""
-        tokens, mask = self.tokens(item_idx, training=training)
+        tokens, mask = self.tokens(item_idx, training=training, ids=ids)
         h = self.fuse(self.fusion(tokens, mask))
         emb = tf.math.l2_normalize(self.out(h), axis=-1)
         bias = self.bias_head(h)[:, 0] if self.cfg.item_bias else tf.zeros(tf.shape(emb)[:1])

@@ -172,26 +172,34 @@ class TwoTowerModel(tfrs.Model):
         n_hist = tf.size(history)
         hist_emb = tf.reshape(tf.gather(emb_u, where[:n_hist]), [b, cfg.max_history, cfg.embedding_dim])
         query = self.user_tower.embed(history, features["user"], features.get("weight"), hist_emb, training)
-        logits = tf.matmul(query[:, : cfg.embedding_dim], tf.gather(emb_u, where[n_hist:]), transpose_b=True)
-        if cfg.item_bias:
-            logits += tf.gather(bias_u, where[n_hist:])[None, :]
-        if cfg.content_prior:
-            prior = tf.gather(self.item_tower.prior, cands)
-            logits += tf.matmul(query[:, cfg.embedding_dim + int(self.layout.bias) :], prior, transpose_b=True)
         # the row's own video elsewhere among the candidates (an accidental hit) is no negative
         invalid = tf.logical_and(
             tf.equal(pos[:, None], cands[None, :]),
             tf.logical_not(tf.equal(tf.range(b)[:, None], tf.range(tf.size(cands))[None, :])),
         )
+        shared = tf.zeros([b, tf.size(cands)])  # the terms both softmaxes share
+        if cfg.content_prior:
+            prior = tf.gather(self.item_tower.prior, cands)
+            shared += tf.matmul(query[:, cfg.embedding_dim + int(self.layout.bias) :], prior, transpose_b=True)
         if self.use_time:
             bucket_bias, slope, unborn = self.freshness_logits(features["t"], cands)
             invalid = tf.logical_or(invalid, unborn)  # not yet published at the watch: no negative
-            logits += bucket_bias
-            logits += slope
+            shared += bucket_bias + slope
         if cfg.logq_correction:
-            logits -= tf.gather(self.log_expected, cands)[None, :]
-        logits = tf.where(invalid, tf.fill(tf.shape(logits), -1e9), logits)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(b), logits=logits))
+            shared -= tf.gather(self.log_expected, cands)[None, :]
+
+        def softmax_loss(emb: Any, bias: Any) -> Any:
+            logits = tf.matmul(query[:, : cfg.embedding_dim], emb, transpose_b=True) + shared
+            if cfg.item_bias:
+                logits += bias[None, :]
+            logits = tf.where(invalid, tf.fill(tf.shape(logits), -1e9), logits)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(b), logits=logits))
+
+        loss = softmax_loss(tf.gather(emb_u, where[n_hist:]), tf.gather(bias_u, where[n_hist:]))
+        if cfg.content_loss_weight > 0:
+            # Every candidate scored as a video no one has watched: trains the content path each batch.
+            emb_c, bias_c = self.item_tower.encode(cands, training=training, ids=False)
+            loss += cfg.content_loss_weight * softmax_loss(emb_c, bias_c)
         # Replicas' gradients are summed: each contributes its share of the global mean.
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
