@@ -13,7 +13,8 @@ import logging
 from dataclasses import replace
 
 from pipelines import artifacts, dataset, evaluate, train
-from pipelines.config import PipelineConfig, write_json
+from pipelines.config import PipelineConfig
+from pipelines.storage import write_json
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import storage
 from pipelines.config import PipelineConfig
 from recsys.model import TwoTowerConfig, ensure_keras2
 from recsys.retrieval import Catalogue
@@ -63,11 +64,13 @@ def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"model version {version} not found under {path}")
     conf = json.loads((path / "config.json").read_text())["model"]
-    item_vectors = np.load(path / "item_embeddings.npy")
+    item_vectors = storage.load_npy(path / "item_embeddings.npy")
     scoring = json.loads((path / "scoring.json").read_text()) if (path / "scoring.json").exists() else None
     layout = ScoreLayout.from_json(scoring) if scoring else ScoreLayout(dim=item_vectors.shape[1])
     birth = (
-        np.load(path / "item_birth.npy") if (path / "item_birth.npy").exists() else np.full(len(item_vectors), np.nan)
+        storage.load_npy(path / "item_birth.npy")
+        if (path / "item_birth.npy").exists()
+        else np.full(len(item_vectors), np.nan)
     )
     return ExportedModel(
         version=version,
@@ -80,7 +83,7 @@ def load_model_version(cfg: PipelineConfig, version: str) -> ExportedModel:
         layout=layout,
         item_birth=birth,
         reference_ts=scoring.get("reference_ts") if scoring else None,
-        birth_from_event=np.load(path / "item_birth_from_event.npy")
+        birth_from_event=storage.load_npy(path / "item_birth_from_event.npy")
         if (path / "item_birth_from_event.npy").exists()
         else None,
     )
@@ -119,7 +122,8 @@ class LoadedUserTower:
         ensure_keras2()
         import tensorflow as tf
 
-        self._fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        with storage.local_copy(path) as local:  # the SavedModel loader opens files by OS path
+            self._fn = tf.saved_model.load(str(local)).signatures["serving_default"]
         self._tf = tf
 
     def __call__(

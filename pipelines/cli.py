@@ -110,7 +110,7 @@ def cmd_report_html(args: argparse.Namespace) -> object:
     from pipelines.config import PipelineConfig
     from pipelines.report import load_report, write_html
 
-    cfg = PipelineConfig(source=Path(args.source), workdir=Path(args.workdir))
+    cfg = PipelineConfig(source=Path(args.source), workdir=args.workdir)
     report = load_report(cfg.partition(args.run_date, "evaluate"))
     return {"written": str(write_html(cfg, args.run_date, report))}
 
@@ -119,7 +119,7 @@ def cmd_report_online(args: argparse.Namespace) -> object:
     from pipelines.config import PipelineConfig
     from pipelines.landing import online_report
 
-    report = online_report(PipelineConfig(source=Path("."), workdir=Path(args.workdir)), args.since, args.until)
+    report = online_report(PipelineConfig(source=Path("."), workdir=args.workdir), args.since, args.until)
     print(f"{report['watches']} watches landed {args.since}..{args.until or 'latest'}")
     print(f"{'version':<22} {'recommended':>11} {'of watches':>10} {'rate':>7}  by source")
     for r in report["versions"]:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 import zlib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +28,8 @@ class PipelineConfig:
     source: Path
     """Data-contract folder: videos, comments, events as .csv or .parquet."""
     workdir: Path
-    """Where partitions, caches and model versions are written."""
+    """Where partitions, caches and model versions are written: a local path, or (given as a URL
+    to ``pipelines.storage.location``) a ``UPath`` on any fsspec filesystem, e.g. ``s3://``."""
     namespace: str = "demo"
     """Redis namespace: keys are vidrec:{namespace}:..."""
     redis_url: str = DEFAULT_REDIS_URL
@@ -90,6 +88,9 @@ class PipelineConfig:
     model: TwoTowerConfig = field(default_factory=TwoTowerConfig)
 
     def __post_init__(self) -> None:
+        from pipelines.storage import location
+
+        object.__setattr__(self, "workdir", location(self.workdir))  # str, Path or URL
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if not 0.0 < self.test_fraction < 1.0:
@@ -161,36 +162,3 @@ def run_date_end_epoch_s(run_date: str) -> int:
     """End of the run date (exclusive), UTC epoch seconds: events at or after it are not yet known."""
     day = parse_run_date(run_date) + dt.timedelta(days=1)
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only way to read it; set back at once (at import, before any threads)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp creates 0600; give the file the mode a plain open() would (0666 less the umask),
-        # so the API or another user's worker can read what the pipeline wrote
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, obj: object) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)))
-
-
-def write_parquet(path: Path, df: object) -> None:
-    atomic_write(path, lambda p: df.to_parquet(p, index=False))  # type: ignore[attr-defined]

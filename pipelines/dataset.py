@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import frame_features, ingest, text_features
-from pipelines.config import PipelineConfig, atomic_write, write_json, write_parquet
+from pipelines import frame_features, ingest, storage, text_features
+from pipelines.config import PipelineConfig
+from pipelines.storage import write_json, write_parquet
 from recsys.model import ItemContent
 from recsys.split import Split, TooFewEvents, make_split
 
@@ -101,11 +102,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     out = cfg.partition(run_date, "dataset")
     write_json(out / "items.json", items)
     write_json(out / "users.json", users)
-    atomic_write(
-        out / "content.npz",
-        lambda p: np.savez(p.open("wb"), **{f: getattr(content, f) for f in content.__dataclass_fields__}),
-    )
-    atomic_write(out / "published.npy", lambda p: np.save(p.open("wb"), published))
+    storage.save_npz(out / "content.npz", **{f: getattr(content, f) for f in content.__dataclass_fields__})
+    storage.save_npy(out / "published.npy", published)
     write_parquet(out / "train.parquet", split.train)
     write_parquet(out / "test.parquet", split.test)
     summary = {
@@ -126,17 +124,18 @@ def load(cfg: PipelineConfig, run_date: str) -> Dataset:
     out: Path = cfg.partition(run_date, "dataset")
     if not (out / "split.json").exists():
         raise FileNotFoundError(f"no dataset for {run_date} under {out}; run the dataset step first")
-    with np.load(out / "content.npz") as z:
-        content = ItemContent(**{k: z[k] for k in z.files})
+    content = ItemContent(**storage.load_npz(out / "content.npz"))
     meta = json.loads((out / "split.json").read_text())
     split = Split(
         meta["protocol"],
-        pd.read_parquet(out / "train.parquet"),
-        pd.read_parquet(out / "test.parquet"),
+        storage.read_parquet(out / "train.parquet"),
+        storage.read_parquet(out / "test.parquet"),
         meta.get("cutoff_ts"),
     )
     items = json.loads((out / "items.json").read_text())
-    published = np.load(out / "published.npy") if (out / "published.npy").exists() else np.full(len(items), np.nan)
+    published = (
+        storage.load_npy(out / "published.npy") if (out / "published.npy").exists() else np.full(len(items), np.nan)
+    )
     return Dataset(
         items=items,
         users=json.loads((out / "users.json").read_text()),

@@ -19,14 +19,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.config import PipelineConfig, write_json
+from pipelines import storage
+from pipelines.config import PipelineConfig
+from pipelines.storage import write_json
 from recsys.frames import SamplingConfig
 from recsys.model.config import TwoTowerConfig
 
@@ -38,8 +42,7 @@ def config_to_json(cfg: PipelineConfig) -> dict[str, object]:
 def config_from_json(data: dict[str, object]) -> PipelineConfig:
     fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
     top = {k: v for k, v in data.items() if k not in ("sampling", "model")}
-    for name in ("source", "workdir"):
-        top[name] = Path(str(top[name]))
+    top["source"] = Path(str(top["source"]))  # the workdir stays a string: a path or a URL
     unknown = set(top) - set(fields)
     if unknown:
         raise ValueError(f"unknown config fields {sorted(unknown)}")
@@ -67,13 +70,16 @@ def train_on_workers(
     cfg = replace(cfg, tune_seconds=0.0)
     folder = cfg.partition(run_date, "train")
     folder.mkdir(parents=True, exist_ok=True)
-    config_file = folder / "distributed-config.json"
+    # The workers' config and logs are local files (a process's stdout is an OS file); on a
+    # remote workdir they live in a local folder and the logs are uploaded beside model.json.
+    local = Path(tempfile.mkdtemp(prefix="vidrec-workers-")) if storage.is_remote(folder) else folder
+    config_file = local / "distributed-config.json"
     write_json(config_file, config_to_json(cfg))
     cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(workers)]}
     procs, logs = [], []
     for i in range(workers):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-        logs.append(folder / f"worker-{i}.log")
+        logs.append(local / f"worker-{i}.log")
         with logs[-1].open("w") as out:
             cmd = [sys.executable, "-m", "pipelines.distributed", str(config_file), run_date]
             procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
@@ -94,6 +100,10 @@ def train_on_workers(
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if local != folder:
+            for log_file in logs:
+                storage.write_bytes(folder / log_file.name, log_file.read_bytes())
+            shutil.rmtree(local, ignore_errors=True)
     summary = json.loads((folder / "model.json").read_text())
     return {**summary, "workers": workers}
 

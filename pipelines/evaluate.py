@@ -21,9 +21,10 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from pipelines import artifacts, dataset, fitting
-from pipelines.config import PipelineConfig, write_json
+from pipelines import artifacts, dataset, fitting, storage
+from pipelines.config import PipelineConfig
 from pipelines.report import write_html
+from pipelines.storage import write_json
 from recsys import baselines
 from recsys.baselines import Scorer
 from recsys.metrics import beyond_accuracy, evaluate_rankings, paired_bootstrap, per_user_ndcg
@@ -422,9 +423,7 @@ def example_users(
 
 
 def _json_file(path: object) -> dict[str, object]:
-    from pathlib import Path
-
-    p = Path(str(path))
+    p = storage.location(path)
     return json.loads(p.read_text()) if p.exists() else {}
 
 

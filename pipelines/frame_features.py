@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import ingest
-from pipelines.config import PipelineConfig, atomic_write, shard_of, write_json, write_parquet
+from pipelines import ingest, storage
+from pipelines.config import PipelineConfig, shard_of
+from pipelines.storage import atomic_write, write_json, write_parquet
 from recsys.encoders import ImageEncoder, get_image_encoder
 from recsys.frames import (
     SamplingConfig,
@@ -272,15 +273,14 @@ def embed_sampled(
 
 
 def _save_result(path: Path, r: VideoEmbedding) -> None:
-    with path.open("wb") as f:
-        np.savez(
-            f, embedding=r.embedding, segments=r.segments, segment_embeddings=r.segment_embeddings, frames=r.frames
-        )
+    storage.save_npz(
+        path, embedding=r.embedding, segments=r.segments, segment_embeddings=r.segment_embeddings, frames=r.frames
+    )
 
 
 def _load_result(path: Path) -> VideoEmbedding:
-    with np.load(path) as z:
-        return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]))
+    z = storage.load_npz(path)
+    return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]))
 
 
 def _cache_dir(cfg: PipelineConfig, encoder: ImageEncoder) -> Path:
@@ -482,7 +482,7 @@ def reduce_shards(cfg: PipelineConfig, run_date: str, num_shards: int) -> dict[s
         raise FileNotFoundError(f"frame_features shards not finished for {run_date}: {missing}")
     out = cfg.partition(run_date, "frame_features")
     for part, sort in (("features", ["video_id"]), ("segments", ["video_id", "segment"]), ("quarantine", ["video_id"])):
-        df = pd.concat([pd.read_parquet(shard_dir / f"{n}.{part}.parquet") for n in names], ignore_index=True)
+        df = pd.concat([storage.read_parquet(shard_dir / f"{n}.{part}.parquet") for n in names], ignore_index=True)
         target = "frame_features" if part == "features" else part
         write_parquet(out / f"{target}.parquet", df.sort_values(sort, kind="stable").reset_index(drop=True))
     summary: Counter[str] = Counter()
@@ -506,7 +506,7 @@ def load(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
     path = cfg.partition(run_date, "frame_features") / "frame_features.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no frame features for {run_date} at {path}; run the frame_features step first")
-    return pd.read_parquet(path)
+    return storage.read_parquet(path)
 
 
 def load_quarantine(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
@@ -514,4 +514,4 @@ def load_quarantine(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
     path = cfg.partition(run_date, "frame_features") / "quarantine.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no frame features for {run_date} at {path}; run the frame_features step first")
-    return pd.read_parquet(path)
+    return storage.read_parquet(path)

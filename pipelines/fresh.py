@@ -27,7 +27,9 @@ import pandas as pd
 from cache import keys
 from cache.packed import VocabBytes, encode_matrix
 from cache.writer import connect, write_if_live
-from pipelines.config import PipelineConfig, atomic_write, write_json
+from pipelines import storage
+from pipelines.config import PipelineConfig
+from pipelines.storage import write_json
 from recsys.online import ITEM_TOWER_FILE, NumpyItemTower
 from recsys.retrieval import top_k
 from recsys.scoring import ScoreLayout
@@ -71,7 +73,7 @@ class LiveModel:
     def load(cls, path: Path) -> LiveModel:
         layout = ScoreLayout.from_json(json.loads((path / "scoring.json").read_text()))
         items = json.loads((path / "items.json").read_text())
-        return cls(path, items, layout, np.load(path / "item_embeddings.npy"))
+        return cls(path, items, layout, storage.load_npy(path / "item_embeddings.npy"))
 
 
 def addendum(
@@ -177,7 +179,7 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
     finally:
         client.close()
     out = cfg.workdir / "fresh" / version
-    atomic_write(out / "rows.npy", lambda p: np.save(p.open("wb"), rows))
+    storage.save_npy(out / "rows.npy", rows)
     write_json(out / "items.json", ids)
     summary = {
         "version": version,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json, write_parquet
+from pipelines import storage
+from pipelines.config import PipelineConfig, run_date_end_epoch_s
+from pipelines.storage import write_json, write_parquet
 from recsys.contract import REQUIRED_COLUMNS, ValidatedSource, validate_source
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ def read_table(source: Path, name: str) -> pd.DataFrame:
     parquet, csv = source / f"{name}.parquet", source / f"{name}.csv"
     try:
         if parquet.exists():
-            return pd.read_parquet(parquet)
+            return storage.read_parquet(parquet)
         if csv.exists():
             id_cols = dict.fromkeys(("video_id", "user_id", "comment_id"), str)
             # Bytes that are not UTF-8 become U+FFFD instead of failing the whole table.
@@ -117,8 +119,8 @@ def load(cfg: PipelineConfig, run_date: str) -> ValidatedSource:
     if not (part / "summary.json").exists():
         raise FileNotFoundError(f"no ingest output for {run_date} under {part}; run the ingest step first")
     return ValidatedSource(
-        videos=pd.read_parquet(part / "videos.parquet"),
-        comments=pd.read_parquet(part / "comments.parquet"),
-        events=pd.read_parquet(part / "events.parquet"),
-        quarantine=pd.read_parquet(part / "quarantine.parquet"),
+        videos=storage.read_parquet(part / "videos.parquet"),
+        comments=storage.read_parquet(part / "comments.parquet"),
+        events=storage.read_parquet(part / "events.parquet"),
+        quarantine=storage.read_parquet(part / "quarantine.parquet"),
     )

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cache import keys
+from pipelines import storage
 from pipelines.config import PipelineConfig
 from recsys.contract import validate_events
 
@@ -55,7 +56,11 @@ def _stream_id(raw: bytes | str) -> tuple[int, int]:
 
 
 def _durable_parquet(path: Path, df: pd.DataFrame) -> None:
-    """Write, flush to disk, rename, flush the folder: after this returns the file survives a crash."""
+    """Write, flush to disk, rename, flush the folder: after this returns the file survives a crash.
+    On object storage one upload (acknowledged means stored)."""
+    if storage.is_remote(path):
+        storage.write_parquet(path, df)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -165,7 +170,7 @@ def load_landed(cfg: PipelineConfig, end_epoch_s: int) -> pd.DataFrame:
     )
     if not files:
         return pd.DataFrame()
-    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    events = pd.concat([storage.read_parquet(f) for f in files], ignore_index=True)
     events = events[events["ts"] < end_epoch_s]
     return events.drop_duplicates("event_id", keep="first").reset_index(drop=True)
 
@@ -182,7 +187,7 @@ def online_report(cfg: PipelineConfig, since: str, until: str | None = None) -> 
     files = [f for d in days for f in sorted(d.glob("part-*.parquet"))]
     if not files:
         return {"since": since, "until": until, "watches": 0, "versions": []}
-    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates("event_id")
+    events = pd.concat([storage.read_parquet(f) for f in files], ignore_index=True).drop_duplicates("event_id")
     events["day"] = pd.to_datetime(events["ts"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
     attributed = events[events.get("recommended_version", pd.Series("", index=events.index)).fillna("") != ""]
     rows = []

@@ -111,8 +111,12 @@ def parse_value(option: Option, value: Any) -> Any:
         return None
     if option.name == "modalities" and isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
-    if option.name in ("source", "workdir"):
+    if option.name == "source":
         return Path(value)
+    if option.name == "workdir":
+        from pipelines.storage import location
+
+        return location(value)  # a path, or a URL fsspec opens (s3://...)
     if option.kind is bool and isinstance(value, str):
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(f"{option.name} must be true or false, got {value!r}")

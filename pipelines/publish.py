@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -33,8 +32,9 @@ import pandas as pd
 from cache import keys
 from cache.packed import VocabBytes
 from cache.writer import PublishError, TopK, TopKMatrix, Written, connect, publish_version, write_lists
-from pipelines import artifacts, fitting, frame_features, ingest
-from pipelines.config import PipelineConfig, atomic_write, run_date_end_epoch_s, shard_of, write_json
+from pipelines import artifacts, fitting, frame_features, ingest, storage
+from pipelines.config import PipelineConfig, run_date_end_epoch_s, shard_of
+from pipelines.storage import write_json
 from recsys.model import last_history
 from recsys.online import EXCLUDED_FILE
 from recsys.retrieval import rank, top_k
@@ -89,16 +89,12 @@ def save_excluded(path: Path, users: np.ndarray, exclude: list[np.ndarray]) -> N
     indptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
     indices = np.concatenate(exclude).astype(np.int32) if exclude else np.zeros(0, np.int32)
 
-    def write(target: Path) -> None:
-        with target.open("wb") as f:
-            np.savez(f, users=np.asarray(users, np.int64), indptr=indptr, indices=indices)
-
-    atomic_write(path, write)
+    storage.save_npz(path, users=np.asarray(users, np.int64), indptr=indptr, indices=indices)
 
 
 def load_excluded(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    with np.load(path) as z:
-        users, indptr, indices = z["users"], z["indptr"], z["indices"]
+    z = storage.load_npz(path)
+    users, indptr, indices = z["users"], z["indptr"], z["indices"]
     return users, [indices[a:b] for a, b in zip(indptr[:-1], indptr[1:], strict=True)]
 
 
@@ -285,7 +281,7 @@ def publish_model(
     if not ok:
         log.warning("publish %s held back: %s", model.version, why)
         return {"version": model.version, "published": False, "reason": why, "live_version": live}
-    shutil.rmtree(_shard_dir(cfg, run_date, model.version), ignore_errors=True)
+    storage.remove_tree(_shard_dir(cfg, run_date, model.version))
     source = ingest.load(cfg, run_date)
     for shard in range(cfg.publish_shards):
         write_shard(cfg, run_date, model, shard, cfg.publish_shards, source)
@@ -429,7 +425,7 @@ def plan(cfg: PipelineConfig, run_date: str, gate: bool = True) -> dict[str, obj
     else:
         ok, why, live = _gate(cfg, model, gate and cfg.publish_gate)
         if ok:
-            shutil.rmtree(_shard_dir(cfg, run_date, model.version), ignore_errors=True)
+            storage.remove_tree(_shard_dir(cfg, run_date, model.version))
             out = {"mode": "shards", "version": model.version, "shards": cfg.publish_shards, "reason": why}
         else:
             log.warning("publish %s held back: %s", model.version, why)

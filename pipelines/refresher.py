@@ -23,7 +23,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cache import keys
@@ -73,7 +72,7 @@ class Refresher:
         if version != self.version:
             from recsys.online import OnlineModel
 
-            folder = Path(self.cfg.workdir) / "models" / str(version)
+            folder = self.cfg.model_dir(str(version))
             try:
                 self.model = OnlineModel(folder) if version else None
             except (OSError, ValueError, KeyError) as exc:

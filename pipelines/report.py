@@ -382,8 +382,8 @@ gate lets it out."""
 
 def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-untyped-def,type-arg]
     """Render the run's report.html from its report.json, the model folder and the ingest tables."""
-    from pipelines import ingest
-    from pipelines.config import atomic_write
+    from pipelines import ingest, storage
+    from pipelines.storage import atomic_write
 
     if report.get("no_model") or report.get("no_evaluation"):
         out = cfg.partition(run_date, "evaluate") / "report.html"
@@ -397,7 +397,9 @@ def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-unt
     except FileNotFoundError as exc:
         log.warning("report without titles and thumbnails: %s", exc)
     model_dir = cfg.model_dir(report["model_version"])
-    item_vectors = np.load(model_dir / "item_embeddings.npy") if (model_dir / "item_embeddings.npy").exists() else None
+    item_vectors = (
+        storage.load_npy(model_dir / "item_embeddings.npy") if (model_dir / "item_embeddings.npy").exists() else None
+    )
     if item_vectors is not None and (model_dir / "scoring.json").exists():
         # only the item tower's embedding columns: the rest are a bias and the fixed content prior
         item_vectors = item_vectors[:, : int(json.loads((model_dir / "scoring.json").read_text())["dim"])]
@@ -415,7 +417,9 @@ def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-unt
 
 
 def load_report(path: Path) -> dict:  # type: ignore[type-arg]
-    path = Path(path)
+    from pipelines.storage import location
+
+    path = location(path)
     if path.is_dir():
         path = path / "report.json"
     if not path.exists():

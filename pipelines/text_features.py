@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import ingest
-from pipelines.config import PipelineConfig, run_date_end_epoch_s, write_json, write_parquet
+from pipelines import ingest, storage
+from pipelines.config import PipelineConfig, run_date_end_epoch_s
+from pipelines.storage import write_json, write_parquet
 from recsys.encoders import TextEncoder, get_text_encoder
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class CachedTextEncoder:
         self.name, self.version, self.dim = encoder.name, encoder.version, encoder.dim
         self._cache: dict[str, np.ndarray] = {}
         if path.exists():
-            df = pd.read_parquet(path)
+            df = storage.read_parquet(path)
             self._cache = {k: np.asarray(v, np.float32) for k, v in zip(df["key"], df["embedding"], strict=True)}
         self.hits = self.misses = 0
         self._dirty = False
@@ -172,4 +173,4 @@ def load(cfg: PipelineConfig, run_date: str) -> pd.DataFrame:
     path = cfg.partition(run_date, "text_features") / "text_features.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no text features for {run_date} at {path}; run the text_features step first")
-    return pd.read_parquet(path)
+    return storage.read_parquet(path)

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import dataset
+from pipelines import dataset, storage
 from pipelines.artifacts import save_user_tower
-from pipelines.config import PipelineConfig, write_json
+from pipelines.config import PipelineConfig
 from pipelines.fitting import fit_and_validation, fit_data, fit_model
+from pipelines.storage import write_json
 from recsys.online import ITEM_TOWER_FILE, NUMPY_TOWER_FILE, export_numpy_item_tower, export_numpy_user_tower
 
 log = logging.getLogger(__name__)
@@ -129,28 +130,27 @@ def export(
         import tempfile
 
         final = Path(tempfile.mkdtemp(prefix="vidrec-worker-")) / version
-    staging = final.with_name(f".{version}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_user_tower(result.user_tower, staging / "user_tower", cfg.model.max_history)
-    np.save(staging / "item_embeddings.npy", result.item_matrix())
-    np.save(staging / "item_birth.npy", result.item_birth)
-    np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
-    write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
-    export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
-    export_numpy_item_tower(result.item_tower, ds.content, asdict(cfg.model), staging / ITEM_TOWER_FILE)
-    write_json(staging / "items.json", ds.items)
-    write_json(staging / "users.json", ds.users)
-    write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
-    write_json(staging / "train_history.json", result.history)
-    write_json(staging / "tuning.json", tuning)
-    from recsys.model.towers import fusion_weights  # TensorFlow, loaded by training already
+    # Built in a local folder (SavedModel needs an OS path), then put in place whole, so a reader
+    # never sees half a model (``storage.publish_dir``: a rename, or an upload to object storage).
+    with storage.staging_dir(final) as staging:
+        staging.mkdir(parents=True, exist_ok=True)
+        save_user_tower(result.user_tower, staging / "user_tower", cfg.model.max_history)
+        np.save(staging / "item_embeddings.npy", result.item_matrix())
+        np.save(staging / "item_birth.npy", result.item_birth)
+        np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
+        write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
+        export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
+        export_numpy_item_tower(result.item_tower, ds.content, asdict(cfg.model), staging / ITEM_TOWER_FILE)
+        write_json(staging / "items.json", ds.items)
+        write_json(staging / "users.json", ds.users)
+        write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
+        write_json(staging / "train_history.json", result.history)
+        write_json(staging / "tuning.json", tuning)
+        from recsys.model.towers import fusion_weights  # TensorFlow, loaded by training already
 
-    weights = fusion_weights(result.item_tower, len(ds.items))
-    write_json(staging / "fusion.json", {"fusion": cfg.model.fusion, "mean_modality_weights": weights})
-    # Swap the finished folder in whole, so a reader never sees half a model.
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+        weights = fusion_weights(result.item_tower, len(ds.items))
+        write_json(staging / "fusion.json", {"fusion": cfg.model.fusion, "mean_modality_weights": weights})
+        storage.publish_dir(staging, final)
     if not _chief():
         shutil.rmtree(final.parent, ignore_errors=True)
     return weights

@@ -18,7 +18,8 @@ import logging
 from dataclasses import fields, replace
 
 from pipelines import dataset, train
-from pipelines.config import PipelineConfig, parse_run_date, write_json
+from pipelines.config import PipelineConfig, parse_run_date
+from pipelines.storage import write_json
 from recsys.model import TwoTowerConfig
 
 log = logging.getLogger(__name__)

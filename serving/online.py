@@ -8,7 +8,6 @@ cache-hit path; a version folder that is absent turns this fallback off (popular
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,14 +20,18 @@ class OnlineScorers:
     """One scorer per model version, loaded lazily; remembers versions that have no folder."""
 
     def __init__(self, model_root: str) -> None:
-        self.root = Path(model_root) if model_root else None
+        # a folder, or a URL (``pipelines.storage.location``: the models of a workdir on s3://...),
+        # resolved on first use (numpy is not imported before then)
+        self.root = model_root or None
         self._loaded: dict[str, OnlineModel | None] = {}
 
     def get(self, version: str) -> OnlineModel | None:
         if self.root is None:
             return None
         if version not in self._loaded:
-            folder = self.root / version
+            from upath import UPath  # a local path, file:// or any fsspec URL, as the workdir is given
+
+            folder = UPath(self.root) / version
             try:
                 from recsys.online import OnlineModel  # numpy: never on the cache-hit path
 

@@ -26,7 +26,7 @@ def test_atomic_write_gives_files_the_usual_mode(tmp_path):
     """mkstemp makes 0600 files; what the pipeline writes gets the mode a plain open() gives."""
     import os
 
-    from pipelines.config import atomic_write
+    from pipelines.storage import atomic_write
 
     umask = os.umask(0)
     os.umask(umask)
