@@ -10,6 +10,7 @@ against the TensorFlow tower.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path)
 
 class NumpyUserTower:
     def __init__(self, path: Path, item_vectors: np.ndarray) -> None:
-        with np.load(path) as z:
+        with _load(path) as z:
             self.w = {k: z[k] for k in z.files if k != "config"}
             config = json.loads(z["config"].tobytes().decode())
         self.config = {k: _DEFAULTS.get(k) if config.get(k) is None else config[k] for k in _SETTINGS}
@@ -133,6 +134,13 @@ class NumpyUserTower:
         return self._tail(q, h, mask)
 
 
+def _load(path: Path) -> Any:
+    """``np.load`` of a file read whole through the path's own ``open``: a local ``Path`` or a
+    ``upath.UPath`` on object storage (the model folder of a workdir given as a URL)."""
+    with path.open("rb") as f:
+        return np.load(io.BytesIO(f.read()))
+
+
 def scoring_items(folder: Path, item_vectors: np.ndarray) -> np.ndarray:
     """The exported item matrix with each video's freshness folded in at the model's reference
     time (``scoring.json``; what publish used); unchanged for a model without freshness."""
@@ -145,9 +153,9 @@ def scoring_items(folder: Path, item_vectors: np.ndarray) -> np.ndarray:
     birth_path, from_event_path = folder / "item_birth.npy", folder / "item_birth_from_event.npy"
     if scoring.get("reference_ts") is None or not birth_path.exists():
         return item_vectors
-    from_event = np.load(from_event_path) if from_event_path.exists() else None
+    from_event = _load(from_event_path) if from_event_path.exists() else None
     return ScoreLayout.from_json(scoring).fold_freshness(
-        item_vectors, np.load(birth_path), scoring["reference_ts"], from_event
+        item_vectors, _load(birth_path), scoring["reference_ts"], from_event
     )
 
 
@@ -163,13 +171,13 @@ class OnlineModel:
         self.items: list[str] = json.loads((folder / "items.json").read_text())
         self.item_pos = {v: i for i, v in enumerate(self.items)}
         self.user_pos = {u: i for i, u in enumerate(json.loads((folder / "users.json").read_text()))}
-        raw = np.load(folder / "item_embeddings.npy")
+        raw = _load(folder / "item_embeddings.npy")
         self.tower = NumpyUserTower(folder / NUMPY_TOWER_FILE, raw)
         self.item_vectors = scoring_items(folder, raw)
         self.max_history = int(self.tower.config["max_history"])
         self.excluded: dict[int, np.ndarray] = {}
         if (folder / EXCLUDED_FILE).exists():
-            with np.load(folder / EXCLUDED_FILE) as z:
+            with _load(folder / EXCLUDED_FILE) as z:
                 ptr, idx = z["indptr"], z["indices"]
                 self.excluded = {int(u): idx[ptr[r] : ptr[r + 1]] for r, u in enumerate(z["users"])}
 
@@ -279,7 +287,7 @@ class NumpyItemTower:
     MODALITIES = ("id", *CONTENT)
 
     def __init__(self, path: Path) -> None:
-        with np.load(path) as z:
+        with _load(path) as z:
             self.w = {k: z[k] for k in z.files if k != "config"}
             self.meta = json.loads(z["config"].tobytes().decode())
 
