@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     live_version_cache_seconds: float = Field(1.0, ge=0)
     """How long the live-version pointer is cached in process (saves a round trip per request)."""
     model_root: str = ""
-    """Folder holding exported model versions (``<workdir>/models``): when set, users without a
+    """Folder (or fsspec URL) holding exported model versions (``<workdir>/models``): when set, users without a
     precomputed list but with recent watches are scored online from the live version's model."""
     max_k: int = Field(500, ge=1)
     """Largest k a client may ask for."""
