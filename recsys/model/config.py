@@ -72,7 +72,7 @@ class TwoTowerConfig:
     c / (c + kappa): rare videos learn to be scored from content, like new ones."""
     user_id_min_events: int = 0
     """Users with fewer training events than this use the unknown-user row instead of their own id."""
-    content_loss_weight: float = 0.0
+    content_loss_weight: float = 1.0
     """If > 0, a second softmax over the same batch scores every candidate from its content alone
     (ids masked, as for a video no one has watched yet), added to the loss with this weight: the
     content path is trained on every batch, not only on the examples whose id dropout fired."""

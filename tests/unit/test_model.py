@@ -380,3 +380,46 @@ def test_content_prior_basis_projects_new_videos_like_the_catalogue():
     assert modalities == ("visual", "caption")
     projected = prior_inputs(content, modalities) @ basis
     np.testing.assert_allclose(projected, vectors, atol=1e-3 * np.abs(vectors).max())
+
+
+def test_content_loss_scores_every_candidate_as_a_video_no_one_has_watched():
+    """content_loss_weight adds a second softmax in which every candidate's id is masked: the
+    content-only encoding is exactly a never-watched video's, and the loss is the sum."""
+    import tensorflow as tf
+
+    from recsys.model.towers import build_towers
+    from recsys.model.training import TwoTowerModel
+
+    with pytest.raises(ValueError, match="content_loss_weight"):
+        TwoTowerConfig(content_loss_weight=-1.0)
+    rng = np.random.default_rng(3)
+    n_items, n_users, b = 12, 4, 8
+    content = _content(n_items, rng)
+    warm = np.ones(n_items, bool)
+    warm[5] = False
+    losses = {}
+    for weight in (0.0, 1.0):
+        cfg = TwoTowerConfig(
+            embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, uniform_negatives=4, content_loss_weight=weight
+        )
+        tf.keras.utils.set_random_seed(0)
+        item_tower, user_tower = build_towers(cfg, content, n_users, warm_items=warm)
+        idx = np.arange(n_items, dtype=np.int32)
+        with_ids, _ = item_tower.encode(idx)
+        no_ids, _ = item_tower.encode(idx, ids=False)
+        # the cold video is the same either way; warm ones change without their ids
+        np.testing.assert_allclose(with_ids.numpy()[5], no_ids.numpy()[5], atol=1e-6)
+        assert np.abs(with_ids.numpy()[warm] - no_ids.numpy()[warm]).max() > 1e-3
+        model = TwoTowerModel(
+            cfg, item_tower, user_tower, False, np.zeros(n_items), np.zeros(n_items, bool), np.zeros(n_items)
+        )
+        features = {
+            "history": rng.integers(0, n_items + 1, (b, 3)).astype(np.int32),
+            "user": rng.integers(0, n_users, b).astype(np.int32),
+            "item": rng.permutation(n_items)[:b].astype(np.int32),
+        }
+        tf.random.set_seed(1)
+        losses[weight] = float(model.compute_loss(features, training=False))
+        rng = np.random.default_rng(3)  # the same batch for both weights
+        content = _content(n_items, rng)
+    assert np.isfinite(list(losses.values())).all() and losses[1.0] > losses[0.0] > 0
