@@ -194,6 +194,41 @@ def cmd_refresher(args: argparse.Namespace) -> object:
         return refresher.counts
 
 
+def cmd_export_text_encoder(args: argparse.Namespace) -> object:
+    """Export the caption encoder to ONNX once (the API's VIDREC_TEXT_ENCODER_DIR); prints its folder."""
+    from recsys.text_onnx import export_text_onnx
+
+    model_path = args.text_encoder.removeprefix("st:") if args.text_encoder.startswith("st:") else None
+    if args.text_encoder not in ("all-minilm-l6-v2",) and model_path is None:
+        raise ValueError(f"only sentence-transformers encoders export to ONNX, not {args.text_encoder!r}")
+    return {"text_encoder_dir": str(export_text_onnx(model_path))}
+
+
+def cmd_search(args: argparse.Namespace) -> object:
+    """Text search over a model version (the live one in the namespace, or --version)."""
+    from pipelines import storage
+    from recsys.search import SearchIndex
+    from recsys.text_onnx import OnnxTextEncoder, export_text_onnx
+
+    version = args.version
+    if version is None:
+        from cache import keys
+        from cache.writer import connect
+
+        client = connect(args.redis_url)
+        try:
+            raw = client.get(keys.live_key(args.namespace))
+        finally:
+            client.close()
+        if raw is None:
+            raise ValueError(f"no live version in namespace {args.namespace!r}; give --version")
+        version = raw.decode()
+    folder = storage.location(args.workdir) / "models" / version
+    index = SearchIndex(folder, OnnxTextEncoder(export_text_onnx()))
+    hits = index.search(args.query, args.k)
+    return {"query": args.query, "model_version": version, "items": [[h.video_id, round(h.score, 4)] for h in hits]}
+
+
 def cmd_show(args: argparse.Namespace) -> object:
     """Fetch a user's recommendations over HTTP and print them with titles from the source."""
     import httpx
@@ -357,6 +392,17 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p = sub.add_parser("refresher", help="refresh users' lists seconds after their new watches (runs until stopped)")
     add_cli_options(p, ["source", "workdir", "namespace", "redis_url"], source_required=False)
     p.set_defaults(func=cmd_refresher, set=[])
+
+    p = sub.add_parser("search", help="videos matching a text query, from a model version's item space")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--version", default=None, help="a folder under <workdir>/models (default: the live version)")
+    add_cli_options(p, ["workdir", "namespace", "redis_url"])
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export-text-encoder", help="export the caption encoder to ONNX for the API's search")
+    add_cli_options(p, ["text_encoder"])
+    p.set_defaults(func=cmd_export_text_encoder)
 
     p = sub.add_parser("show", help="fetch a user's list over HTTP and print it with titles")
     p.add_argument("--user", required=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from recsys.online import OnlineModel
+    from recsys.search import SearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -38,5 +39,38 @@ class OnlineScorers:
                 self._loaded = {version: OnlineModel(folder)}  # keep only the live version's arrays
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("online scoring off for %s: cannot load %s (%s)", version, folder, exc)
+                self._loaded = {version: None}
+        return self._loaded[version]
+
+
+class SearchIndexes:
+    """The live version's ``recsys.search.SearchIndex``, loaded lazily (the text encoder once, the
+    index per version); None when search is not configured or the version's folder cannot be read."""
+
+    def __init__(self, model_root: str, text_encoder_dir: str, alpha: float) -> None:
+        self.root, self.encoder_dir, self.alpha = model_root or None, text_encoder_dir or None, alpha
+        self._encoder: object | None = None
+        self._loaded: dict[str, SearchIndex | None] = {}
+
+    @property
+    def configured(self) -> bool:
+        return self.root is not None and self.encoder_dir is not None
+
+    def get(self, version: str) -> SearchIndex | None:
+        if not self.configured:
+            return None
+        if version not in self._loaded:
+            from upath import UPath
+
+            folder = UPath(self.root) / version
+            try:
+                from recsys.search import SearchIndex
+                from recsys.text_onnx import OnnxTextEncoder
+
+                if self._encoder is None:
+                    self._encoder = OnnxTextEncoder(str(self.encoder_dir), num_threads=1)
+                self._loaded = {version: SearchIndex(folder, self._encoder, self.alpha)}
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("search off for %s: cannot load %s (%s)", version, folder, exc)
                 self._loaded = {version: None}
         return self._loaded[version]

@@ -68,3 +68,12 @@ class EventBatch(BaseModel):
 
 class Accepted(BaseModel):
     accepted: int
+
+
+class SearchResults(BaseModel):
+    query: str
+    user_id: str | None = None
+    model_version: str | None
+    personalized: bool = False
+    """True when the matches were re-ranked by the user's taste (``user_id`` with recent watches)."""
+    items: list[Item]

@@ -1,13 +1,13 @@
 """The API's routes, one module per resource: ``recommendations`` (users), ``videos`` (similar),
-``popular``, ``events``, ``health``; ``common`` holds what they share (the live version, the item
+``popular``, ``events``, ``search``, ``health``; ``common`` holds what they share (the live version, the item
 list, the one degraded answer)."""
 
 from fastapi import APIRouter, Depends
 
 from serving.auth import require_api_key
 from serving.metrics import Metrics
-from serving.online import OnlineScorers
-from serving.routes import events, health, popular, recommendations, videos
+from serving.online import OnlineScorers, SearchIndexes
+from serving.routes import events, health, popular, recommendations, search, videos
 from serving.routes.common import Context
 from serving.settings import Settings
 
@@ -18,6 +18,13 @@ def build_router(settings: Settings, metrics: Metrics) -> tuple[APIRouter, APIRo
     ctx = Context(settings, metrics, OnlineScorers(settings.model_root))
     recommend = recommendations.Recommend(ctx)
     v1 = APIRouter(dependencies=[Depends(require_api_key(settings))])
-    for part in (recommendations.router(ctx, recommend), videos.router(ctx), popular.router(ctx), events.router(ctx)):
+    indexes = SearchIndexes(settings.model_root, settings.text_encoder_dir, settings.search_alpha)
+    for part in (
+        recommendations.router(ctx, recommend),
+        videos.router(ctx),
+        popular.router(ctx),
+        events.router(ctx),
+        search.router(ctx, indexes),
+    ):
         v1.include_router(part)
     return v1, health.router(ctx), recommend

@@ -14,9 +14,45 @@ from serving.settings import Settings
 from tests.conftest import ServerThread, _delete_namespace
 
 
+def _tiny_model(folder, items: list[str]) -> None:
+    """A trained two-tower's folder as search reads it (items, scoring layout, item rows, numpy
+    item tower), trained for one epoch on random content: search is configured and answers."""
+    import json
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig
+    from recsys.model.training import train_two_tower
+    from recsys.online import ITEM_TOWER_FILE, export_numpy_item_tower
+
+    rng = np.random.default_rng(0)
+    n = len(items)
+    f = lambda d: rng.normal(size=(n, d)).astype(np.float32)  # noqa: E731
+    ones = np.ones(n, np.float32)
+    content = ItemContent(f(16), ones, f(384), ones, f(384), ones)
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=1, batch_size=8)
+    examples = TrainingExamples(
+        history=rng.integers(0, n + 1, (32, 3)).astype(np.int32),
+        user=rng.integers(0, 4, 32).astype(np.int32),
+        item=rng.integers(0, n, 32).astype(np.int32),
+    )
+    result = train_two_tower(cfg, content, 4, examples)
+    folder.mkdir(parents=True)
+    (folder / "items.json").write_text(json.dumps(items))
+    (folder / "scoring.json").write_text(json.dumps(result.layout.to_json()))
+    np.save(folder / "item_embeddings.npy", result.item_matrix())
+    export_numpy_item_tower(result.item_tower, content, asdict(cfg), folder / ITEM_TOWER_FILE)
+
+
 @pytest.fixture(scope="module")
-def api_url(redis_url):
+def api_url(redis_url, tmp_path_factory):
     import redis
+
+    from recsys.text_onnx import export_text_onnx
+
+    models = tmp_path_factory.mktemp("fuzz-models")
+    _tiny_model(models / "ver1", ["v1", "v2", "p1"])
 
     ns = f"test-fuzz-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(redis_url)
@@ -31,7 +67,10 @@ def api_url(redis_url):
         by_category={"cooking": (["v1"], [1.0])},
     )
     client.close()
-    with ServerThread(create_app(Settings(redis_url=redis_url, namespace=ns))) as srv:
+    settings = Settings(
+        redis_url=redis_url, namespace=ns, model_root=str(models), text_encoder_dir=str(export_text_onnx())
+    )
+    with ServerThread(create_app(settings)) as srv:
         yield srv.url
     _delete_namespace(redis_url, ns)
 

@@ -27,7 +27,8 @@ FORBIDDEN = {
     ("pipelines", "dags"): "the DAGs call the pipelines, not the other way round",
 }
 EXCEPTIONS = {("pipelines.cli", "serving")}  # the composition root: `vidrec serve` starts the API
-SERVING_MAY_IMPORT_FROM_RECSYS = {"recsys.online"}  # the numpy user tower, for online scoring
+# the numpy user tower (online scoring); text search and its ONNX caption encoder (numpy, onnxruntime)
+SERVING_MAY_IMPORT_FROM_RECSYS = {"recsys.online", "recsys.search", "recsys.text_onnx"}
 HEAVY = ("tensorflow", "tf_keras", "tensorflow_recommenders", "torch", "pandas", "sentence_transformers", "numba")
 
 
