@@ -229,6 +229,13 @@ def cmd_search(args: argparse.Namespace) -> object:
     return {"query": args.query, "model_version": version, "items": [[h.video_id, round(h.score, 4)] for h in hits]}
 
 
+def cmd_search_eval(args: argparse.Namespace) -> object:
+    """Topic and known-item search on the run date's model: semantic, BM25, hybrid."""
+    from pipelines.search_eval import evaluate_search
+
+    return evaluate_search(_config(args), args.run_date, args.topics)
+
+
 def cmd_show(args: argparse.Namespace) -> object:
     """Fetch a user's recommendations over HTTP and print them with titles from the source."""
     import httpx
@@ -399,6 +406,12 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--version", default=None, help="a folder under <workdir>/models (default: the live version)")
     add_cli_options(p, ["workdir", "namespace", "redis_url"])
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("search-eval", help="measure search (topic and known-item queries) on a run's model")
+    _add_common(p)
+    p.add_argument("--topics", choices=("vocabulary", "name"), default="name",
+                   help="topic queries: words of each category (vocabulary) or each genre's name")  # fmt: skip
+    p.set_defaults(func=cmd_search_eval)
 
     p = sub.add_parser("export-text-encoder", help="export the caption encoder to ONNX for the API's search")
     add_cli_options(p, ["text_encoder"])

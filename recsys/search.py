@@ -114,3 +114,40 @@ class SearchIndex:
                 final = final + beta * np.where(ok, z, 0.0)
         order = np.argsort(-final, kind="stable")[:k]
         return [SearchHit(self.items[top[i]], float(final[i])) for i in order if np.isfinite(final[i])]
+
+
+class LexicalIndex:
+    """BM25 (``bm25s``, English stop words) over each video's title, description and tags: the
+    lexical baseline of search, and one half of the hybrid (``fuse``)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self.n = len(texts)
+        self.index = bm25s.BM25()
+        self.index.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        """[n_items] BM25 score of every video (0 where no query word occurs)."""
+        tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
+        if not tokens:
+            return np.zeros(self.n, np.float32)
+        return np.asarray(self.index.get_scores(tokens), np.float32)
+
+
+def top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best scores, best first (ties by index)."""
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def fuse(rankings: list[np.ndarray], k: int, c: float = 60.0) -> np.ndarray:
+    """Reciprocal-rank fusion (Cormack et al., 2009): each video scores sum 1 / (c + rank) over
+    the rankings it appears in; the ``k`` best, best first."""
+    score: dict[int, float] = {}
+    for ranked in rankings:
+        for r, i in enumerate(ranked):
+            score[int(i)] = score.get(int(i), 0.0) + 1.0 / (c + r + 1)
+    return np.asarray(sorted(score, key=lambda i: (-score[i], i))[:k], np.int64)
