@@ -94,6 +94,8 @@ def experiments(var: Path) -> list[Experiment]:
             commands = [sources[data], ["run", "--no-publish", *flags]]
             if data == "demo" and protocol == "global_time":
                 commands.append(["ablate", *flags, "{tuned}"])
+            if protocol == "user_time":  # search on the model of this run (its catalogue, no held-out data)
+                commands.append(["search-eval", *flags, "--topics", "vocabulary" if data == "demo" else "name"])
             title, about = DATASETS[data]
             out.append(
                 Experiment(
@@ -139,6 +141,8 @@ def run_experiment(exp: Experiment, var: Path, vidrec: Callable[[list[str]], int
             best = json.loads((work / "tuning" / f"{RUN_DATE}-{cmd[cmd.index('--protocol') + 1]}.json").read_text())
             tuned = shlex.split(best["train_flags"])
             (out / "tuning.json").write_text(json.dumps(best, indent=2))
+        if cmd[0] == "search-eval" and work is not None:
+            (out / "search.json").write_text((work / "runs" / RUN_DATE / "evaluate" / "search.json").read_text())
         if cmd[0] == "ablate" and work is not None:
             (out / "ablation.json").write_text((work / "runs" / RUN_DATE / "ablation" / "report.json").read_text())
         label = exp.reports.get(str(i))
@@ -321,6 +325,33 @@ def render_ablation(ab: dict) -> list[str]:  # type: ignore[type-arg]
     return [*lines, ""]
 
 
+def render_search(se: dict) -> list[str]:  # type: ignore[type-arg]
+    """The search tables of one data set (``pipelines.search_eval``)."""
+    topic, known = se["topic"], se["known_item"]
+    how = (
+        "2 words of the topic's 10 most distinctive words, relevant = the topic's videos"
+        if se["topic_style"] == "vocabulary"
+        else "a genre's name, relevant = the videos of that genre"
+    )
+    lines = [
+        f"#### Search (model `{se['model_version']}`, {se['videos']} videos)",
+        "",
+        f"Topic queries ({topic['queries']}: {how}; e.g. {', '.join(repr(q) for q in topic['examples'])}) and "
+        f"known-item queries ({known['queries']}: a title with a word dropped and one misspelt, relevant = that "
+        f"video; e.g. {', '.join(repr(q) for q in known['examples'])}). semantic: `GET /v1/search` (the item tower "
+        "and the caption prior, alpha 0.5); bm25: `bm25s` over title, description and tags; hybrid: "
+        "reciprocal-rank fusion of their top 100. `vidrec search-eval`.",
+        "",
+        "| method | topic precision@10 | topic ndcg@10 | known-item mrr@10 |",
+        "|---|---|---|---|",
+    ]
+    for m in ("semantic", "bm25", "hybrid"):
+        lines.append(
+            f"| {m} | {_cell(topic[m], 'p@10')} | {_cell(topic[m], 'ndcg@10')} | {_cell(known[m], 'mrr@10')} |"
+        )
+    return [*lines, ""]
+
+
 def render_tuning(tu: dict) -> list[str]:  # type: ignore[type-arg]
     lines = [
         "#### Tuning on validation data",
@@ -383,6 +414,8 @@ def render(var: Path, names: list[str]) -> str:
             lines += render_tuning(json.loads((out / "tuning.json").read_text()))
         if (out / "ablation.json").exists():
             lines += render_ablation(json.loads((out / "ablation.json").read_text()))
+        if (out / "search.json").exists():
+            lines += render_search(json.loads((out / "search.json").read_text()))
     return "\n".join(lines).rstrip() + "\n"
 
 
