@@ -339,7 +339,7 @@ def render_search(se: dict) -> list[str]:  # type: ignore[type-arg]
         f"Topic queries ({topic['queries']}: {how}; e.g. {', '.join(repr(q) for q in topic['examples'])}) and "
         f"known-item queries ({known['queries']}: a title with a word dropped and one misspelt, relevant = that "
         f"video; e.g. {', '.join(repr(q) for q in known['examples'])}). semantic: `GET /v1/search` (the item tower "
-        "and the caption prior, alpha 0.5); bm25: `bm25s` over title, description and tags; hybrid: "
+        "and the caption prior, alpha 0.8); bm25: `bm25s` over title, description and tags; hybrid: "
         "reciprocal-rank fusion of their top 100. `vidrec search-eval`.",
         "",
         "| method | topic precision@10 | topic ndcg@10 | known-item mrr@10 |",

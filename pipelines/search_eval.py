@@ -104,7 +104,7 @@ def known_item_queries(
 def evaluate_search(cfg: PipelineConfig, run_date: str, topic_style: str, seed: int = 0) -> dict[str, object]:
     """Both tasks for every method on the run date's model; written to
     ``runs/<date>/evaluate/search.json`` and returned."""
-    from recsys.search import LexicalIndex, SearchIndex, fuse, top
+    from recsys.search import DEFAULT_ALPHA, LexicalIndex, SearchIndex, fuse, top
     from recsys.text_onnx import OnnxTextEncoder, export_text_onnx
 
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def evaluate_search(cfg: PipelineConfig, run_date: str, topic_style: str, seed: 
     videos = ingest.load(cfg, run_date).videos
     pos = {v: i for i, v in enumerate(model.items)}
     texts = {r["video_id"]: _text(r) for r in videos.to_dict("records")}
-    semantic = SearchIndex(model.path, OnnxTextEncoder(export_text_onnx()), alpha=0.5)
+    semantic = SearchIndex(model.path, OnnxTextEncoder(export_text_onnx()), alpha=DEFAULT_ALPHA)
     lexical = LexicalIndex([texts.get(v, "") for v in model.items])
     rng = np.random.default_rng(seed)
     tasks = {

@@ -10,7 +10,9 @@ takes), giving a row of the version's item matrix. A video's relevance to the qu
 tower_cosine: the query row's and the video's item-tower embeddings (unit vectors: what the model
 learned from watching, the space "similar videos" come from); caption_cosine: the same rows'
 content-prior columns, each made unit length (the pretrained encoders' similarity, reduced by
-the prior's SVD). ``alpha`` = 0.5 by default. With a user (``personal``): each candidate among the
+the prior's SVD). ``alpha`` = 0.8 by default (on the demo: topic precision@10 0.55 / 0.86 / 0.96 / 0.96 and
+known-item MRR@10 0.06 / 0.16 / 0.22 / 0.26 at alpha 0 / 0.5 / 0.8 / 1: the tower alone matches
+what people co-watch more than what a text says). With a user (``personal``): each candidate among the
 ``rerank`` best by that score gets ``+ beta * z``, z its standardised score for the user (the
 user's query vector from ``recsys.online.OnlineModel`` against the same candidates), so the
 user's taste reorders what matches the query and never brings in what does not. numpy only.
@@ -27,7 +29,7 @@ import numpy as np
 
 from recsys.online import ITEM_TOWER_FILE, NumpyItemTower, _load
 
-DEFAULT_ALPHA = 0.5
+DEFAULT_ALPHA = 0.8
 DEFAULT_BETA = 0.3
 DEFAULT_RERANK = 200
 

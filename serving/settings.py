@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     text_encoder_dir: str = ""
     """The caption encoder exported to ONNX (``vidrec export-text-encoder`` prints its folder): when
     set with ``model_root``, ``GET /v1/search`` embeds queries with it (no PyTorch in the API)."""
-    search_alpha: float = Field(0.5, ge=0, le=1)
+    search_alpha: float = Field(0.8, ge=0, le=1)
     """Search: weight of the pretrained caption similarity against the item tower's (``recsys.search``)."""
     search_user_weight: float = Field(0.3, ge=0, le=10)
     """Search with ``user_id``: weight of the user's standardised score when re-ranking the matches."""
