@@ -211,17 +211,18 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
     if tuning.get("trials"):
 
         def vs(r: dict) -> str:  # type: ignore[type-arg]
-            p = r.get("vs_defaults")
-            return f", vs defaults [{p['lo']:+.4f}, {p['hi']:+.4f}]" if p else ""
+            p, q = r.get("vs_defaults"), r.get("vs_defaults_new_videos")
+            out = f", vs defaults [{p['lo']:+.4f}, {p['hi']:+.4f}]" if p else ""
+            return out + (f", on new videos [{q['lo']:+.4f}, {q['hi']:+.4f}]" if q else "")
 
         tried = "; ".join(
             f"{_setting(r['setting'])}: {r['val_ndcg@10']:.4f} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s{vs(r)})"
             for r in tuning["trials"]
         )
-        rule = " (a setting replaces the defaults only when its paired 95% interval against them is above 0)"
+        rule = f" ({tuning['rule']})" if tuning.get("rule") else ""
         lines.append(
             f"Settings chosen by `vidrec run` itself on validation NDCG@10 within a {tuning['budget_seconds']:.0f} s "
-            f"budget ({tuning['seconds']:.0f} s spent){rule if tuning.get('rule') else ''}: "
+            f"budget ({tuning['seconds']:.0f} s spent){rule}: "
             f"**{_setting(tuning['chosen'])}**. Tried: {tried}."
         )
     for label, p in (report.get("paired") or {}).items():

@@ -126,3 +126,13 @@ def test_a_setting_replaces_the_defaults_only_beyond_validation_noise():
     assert choose_trial([defaults, noisy]) is defaults
     assert choose_trial([defaults, noisy, clear, worse]) is clear
     assert choose_trial([defaults]) is defaults
+    # better overall but worse on the validation watches of new videos: not taken
+    costly = {
+        "setting": {"learning_rate": 0.001},
+        "val_ndcg@10": 0.33,
+        "vs_defaults": {"lo": 0.01, "hi": 0.05},
+        "vs_defaults_new_videos": {"lo": -0.2, "hi": -0.01},
+    }
+    assert choose_trial([defaults, costly, clear]) is clear
+    costly["vs_defaults_new_videos"] = {"lo": -0.1, "hi": 0.02}  # within noise there: taken
+    assert choose_trial([defaults, costly, clear]) is costly
