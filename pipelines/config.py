@@ -45,6 +45,9 @@ class PipelineConfig:
     min_decoded_fraction: float = 0.5
     """A file that decodes fewer of its sampled frames than this is quarantined."""
     frame_shards: int = 2
+    summary_frames: int = 3
+    """Each video's summary: its K most representative sampled frames (medoids, in time order),
+    their timestamps and a JPEG strip of them under ``<workdir>/summaries/`` (0: none)."""
     """frame_features runs as this many shards (Airflow mapped tasks), then a reduce."""
     publish_shards: int = 1
     """publish scores and writes users' lists in this many shards (Airflow mapped tasks; crc32 of
@@ -109,6 +112,8 @@ class PipelineConfig:
             raise ValueError(
                 "frame_shards, publish_shards, topk, ttl_seconds, max_comments_per_video, max_comment_chars must be positive"
             )
+        if not 0 <= self.summary_frames <= 16:
+            raise ValueError(f"summary_frames must be in 0..16, got {self.summary_frames}")
         if not 0.0 <= self.min_decoded_fraction <= 1.0:
             raise ValueError(f"min_decoded_fraction must be in [0, 1], got {self.min_decoded_fraction}")
 

@@ -26,7 +26,7 @@ import sys
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ from recsys.frames import (
     pool_video,
     segment_ids,
     select_scene_changes,
+    summary_frames,
+    summary_strip,
 )
 
 log = logging.getLogger(__name__)
@@ -262,6 +264,7 @@ class VideoEmbedding:
     segments: np.ndarray  # [n_segments] segment numbers
     segment_embeddings: np.ndarray  # [n_segments, dim]
     frames: int
+    summary_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the summary frames' times, s
 
 
 def embed_sampled(
@@ -274,17 +277,29 @@ def embed_sampled(
 
 def _save_result(path: Path, r: VideoEmbedding) -> None:
     storage.save_npz(
-        path, embedding=r.embedding, segments=r.segments, segment_embeddings=r.segment_embeddings, frames=r.frames
+        path,
+        embedding=r.embedding,
+        segments=r.segments,
+        segment_embeddings=r.segment_embeddings,
+        frames=r.frames,
+        summary_s=r.summary_s,
     )
 
 
 def _load_result(path: Path) -> VideoEmbedding:
     z = storage.load_npz(path)
-    return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]))
+    summary = z.get("summary_s", np.zeros(0))
+    return VideoEmbedding(z["embedding"], z["segments"], z["segment_embeddings"], int(z["frames"]), summary)
+
+
+def summaries_dir(cfg: PipelineConfig) -> Path:
+    """``<workdir>/summaries/``: each video's summary strip as ``<content sha256>.jpg``."""
+    return cfg.workdir / "summaries"
 
 
 def _cache_dir(cfg: PipelineConfig, encoder: ImageEncoder) -> Path:
-    return cfg.workdir / "cache" / "frames" / f"{encoder.name.replace(':', '_')}-{encoder.version}-{cfg.sampling.key()}"
+    name = f"{encoder.name.replace(':', '_')}-{encoder.version}-{cfg.sampling.key()}-summary{cfg.summary_frames}"
+    return cfg.workdir / "cache" / "frames" / name
 
 
 def _file_key(path: Path, memo: dict[str, list], fresh: dict[str, list]) -> str:
@@ -357,6 +372,7 @@ class ShardRun:
                 "embedding": result.embedding.tolist(),
                 "num_segments": len(result.segments),
                 "frames": result.frames,
+                "summary_s": [round(float(t), 3) for t in result.summary_s],
             }
         )
         seg_s = self.cfg.sampling.segment_seconds
@@ -416,8 +432,14 @@ class ShardRun:
         start = 0
         for vid, key, sampled in self.pending:
             n = len(sampled.frames)
-            result = embed_sampled(all_emb[start : start + n], sampled.indices, sampled.meta.fps, self.cfg.sampling)
+            emb = all_emb[start : start + n]
+            result = embed_sampled(emb, sampled.indices, sampled.meta.fps, self.cfg.sampling)
             start += n
+            if self.cfg.summary_frames and key:
+                picks = summary_frames(emb, self.cfg.summary_frames)
+                strip = summary_strip(sampled.frames[picks])
+                storage.write_bytes(summaries_dir(self.cfg) / f"{key}.jpg", strip)
+                result = replace(result, summary_s=sampled.indices[picks] / sampled.meta.fps)
             atomic_write(self.cache / f"{key}.npz", lambda p, r=result: _save_result(p, r))
             self.add(vid, key, result)
             self.stats["embedded"] += 1
@@ -428,7 +450,10 @@ class ShardRun:
         self.rows.sort(key=lambda r: str(r["video_id"]))
         atomic_write(self.memo_path, lambda p: p.write_text(json.dumps(self.fresh_memo)))
         tables = {
-            "features": (self.rows, ["video_id", "content_sha256", "embedding", "num_segments", "frames"]),
+            "features": (
+                self.rows,
+                ["video_id", "content_sha256", "embedding", "num_segments", "frames", "summary_s"],
+            ),
             "segments": (self.segments, ["video_id", "segment", "start_s", "end_s", "embedding"]),
             "quarantine": (self.quarantine, ["video_id", "media_file", "reason"]),
         }

@@ -81,6 +81,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("image_runtime", "pipeline", "How efficientnet-lite0 runs", choices=("auto", "onnx", "torch")),
     Option("text_encoder", "pipeline", "all-minilm-l6-v2 (packaged), st:/path or hashed-ngram"),
     Option("frame_shards", "pipeline", "frame_features shards (Airflow mapped tasks)", minimum=1, maximum=256),
+    Option("summary_frames", "pipeline", "frames in each video's summary strip (0: none)", minimum=0, maximum=16),
     Option("publish_shards", "pipeline", "publish shards over users (Airflow mapped tasks)", minimum=1, maximum=1024),
     Option("protocol", "pipeline", "Evaluation split shared by dataset, train and evaluate", choices=PROTOCOLS),
     Option("tune_seconds", "pipeline", "Seconds to choose model settings on validation before training (0: train as given)", minimum=0, maximum=86400),

@@ -115,6 +115,28 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     }
 
 
+SUMMARIES_FILE = "summaries.json"
+
+
+def video_summaries(cfg: PipelineConfig, run_date: str, items: list[str]) -> dict[str, dict[str, object]]:
+    """Each of the version's videos' summary (``frame_features``): its frames' times in seconds and
+    its strip's file name under ``<workdir>/summaries/``; videos without media have none."""
+    from pipelines import frame_features
+
+    try:
+        frames = frame_features.load(cfg, run_date)
+    except FileNotFoundError:
+        return {}
+    if "summary_s" not in frames:
+        return {}
+    wanted = set(items)
+    return {
+        str(r["video_id"]): {"timestamps_s": [float(t) for t in r["summary_s"]], "strip": f"{r['content_sha256']}.jpg"}
+        for r in frames[["video_id", "content_sha256", "summary_s"]].to_dict("records")
+        if r["video_id"] in wanted and r["summary_s"] is not None and len(r["summary_s"])
+    }
+
+
 def export(
     cfg: PipelineConfig,
     run_date: str,
@@ -146,6 +168,7 @@ def export(
         write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})
         write_json(staging / "train_history.json", result.history)
         write_json(staging / "tuning.json", tuning)
+        write_json(staging / SUMMARIES_FILE, video_summaries(cfg, run_date, ds.items))
         from recsys.model.towers import fusion_weights  # TensorFlow, loaded by training already
 
         weights = fusion_weights(result.item_tower, len(ds.items))

@@ -181,3 +181,51 @@ def pool_video(segment_embeddings: np.ndarray, mode: str = "mean") -> np.ndarray
     scaled = dist / max(dist.mean(), 1e-12)
     w = np.exp(scaled - scaled.max())
     return ((w / w.sum()) @ segment_embeddings).astype(np.float32)
+
+
+def summary_frames(frame_embeddings: np.ndarray, k: int, iterations: int = 20) -> np.ndarray:
+    """Positions, in time order, of the ``k`` most representative of a video's sampled frames
+    (rows of ``frame_embeddings``, in time order): the medoids of ``k`` clusters of the frames by
+    cosine distance (k-medoids; deterministic: the first medoid is the frame nearest all others,
+    each next one the frame farthest from the medoids so far, then assign-and-update until
+    stable). A clip with two scenes gets medoids in both. Fewer frames than ``k``: all of them.
+
+    >>> summary_frames(np.array([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]]), 2).tolist()
+    [0, 2]
+    """
+    n = len(frame_embeddings)
+    if k <= 0 or n == 0:
+        return np.zeros(0, np.int64)
+    if n <= k:
+        return np.arange(n, dtype=np.int64)
+    x = np.asarray(frame_embeddings, np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+    medoids = [int(np.argmin(dist.sum(axis=1)))]
+    while len(medoids) < k:
+        medoids.append(int(np.argmax(dist[:, medoids].min(axis=1))))
+    for _ in range(iterations):
+        assign = np.argmin(dist[:, medoids], axis=1)
+        updated = []
+        for c, m in enumerate(medoids):
+            members = np.flatnonzero(assign == c)
+            updated.append(int(members[np.argmin(dist[np.ix_(members, members)].sum(axis=1))]) if len(members) else m)
+        if updated == medoids:
+            break
+        medoids = updated
+    return np.sort(np.asarray(medoids, np.int64))
+
+
+def summary_strip(frames: np.ndarray, height: int = 96, quality: int = 80) -> bytes:
+    """The frames (RGB, [n, h, w, 3]) side by side at ``height`` pixels, as JPEG bytes."""
+    import cv2
+
+    tiles = [
+        cv2.resize(f, (max(1, round(f.shape[1] * height / f.shape[0])), height), interpolation=cv2.INTER_AREA)
+        for f in frames
+    ]
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate(tiles, axis=1), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])  # fmt: skip
+    if not ok:
+        raise ValueError("JPEG encoding of the summary strip failed")
+    return buf.tobytes()

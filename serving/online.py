@@ -74,3 +74,41 @@ class SearchIndexes:
                 log.warning("search off for %s: cannot load %s (%s)", version, folder, exc)
                 self._loaded = {version: None}
         return self._loaded[version]
+
+
+class VideoSummaries:
+    """The live version's video summaries (``summaries.json`` in its model folder: each video's
+    summary frame times and strip file) and the strips themselves (JPEG files under
+    ``summary_root``, by default ``<model_root>/../summaries``, the workdir's), loaded lazily."""
+
+    def __init__(self, model_root: str, summary_root: str = "") -> None:
+        self.root, self.strips = model_root or None, summary_root or None
+        self._loaded: dict[str, dict[str, dict[str, object]] | None] = {}
+
+    def get(self, version: str) -> dict[str, dict[str, object]] | None:
+        if self.root is None:
+            return None
+        if version not in self._loaded:
+            import json
+
+            from upath import UPath
+
+            path = UPath(self.root) / version / "summaries.json"
+            try:
+                self._loaded = {version: json.loads(path.read_text())}
+            except (OSError, ValueError) as exc:
+                log.warning("video summaries off for %s: cannot read %s (%s)", version, path, exc)
+                self._loaded = {version: None}
+        return self._loaded[version]
+
+    def strip(self, name: str) -> bytes | None:
+        """A strip's JPEG bytes (None when the file is not there)."""
+        from upath import UPath
+
+        if self.root is None or "/" in name or not name.endswith(".jpg"):
+            return None
+        folder = UPath(self.strips) if self.strips else UPath(self.root).parent / "summaries"
+        try:
+            return (folder / name).read_bytes()
+        except OSError:
+            return None

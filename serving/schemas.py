@@ -77,3 +77,12 @@ class SearchResults(BaseModel):
     personalized: bool = False
     """True when the matches were re-ranked by the user's taste (``user_id`` with recent watches)."""
     items: list[Item]
+
+
+class VideoSummary(BaseModel):
+    video_id: str
+    model_version: str | None
+    timestamps_s: list[float]
+    """The summary frames' times in the video, in seconds, in time order."""
+    strip_url: str
+    """The frames side by side, one JPEG (``GET`` it from this API)."""

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     model_root: str = ""
     """Folder (or fsspec URL) holding exported model versions (``<workdir>/models``): when set, users without a
     precomputed list but with recent watches are scored online from the live version's model."""
+    summary_root: str = ""
+    """Folder (or fsspec URL) of the video summary strips (``<workdir>/summaries``); empty: beside
+    ``model_root`` (``<model_root>/../summaries``)."""
     text_encoder_dir: str = ""
     """The caption encoder exported to ONNX (``vidrec export-text-encoder`` prints its folder): when
     set with ``model_root``, ``GET /v1/search`` embeds queries with it (no PyTorch in the API)."""

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from serving.auth import require_api_key
 from serving.metrics import Metrics
-from serving.online import OnlineScorers, SearchIndexes
+from serving.online import OnlineScorers, SearchIndexes, VideoSummaries
 from serving.routes import events, health, popular, recommendations, search, videos
 from serving.routes.common import Context
 from serving.settings import Settings
@@ -21,7 +21,7 @@ def build_router(settings: Settings, metrics: Metrics) -> tuple[APIRouter, APIRo
     indexes = SearchIndexes(settings.model_root, settings.text_encoder_dir, settings.search_alpha)
     for part in (
         recommendations.router(ctx, recommend),
-        videos.router(ctx),
+        videos.router(ctx, VideoSummaries(settings.model_root, settings.summary_root)),
         popular.router(ctx),
         events.router(ctx),
         search.router(ctx, indexes),

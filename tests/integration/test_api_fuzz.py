@@ -43,6 +43,12 @@ def _tiny_model(folder, items: list[str]) -> None:
     (folder / "scoring.json").write_text(json.dumps(result.layout.to_json()))
     np.save(folder / "item_embeddings.npy", result.item_matrix())
     export_numpy_item_tower(result.item_tower, content, asdict(cfg), folder / ITEM_TOWER_FILE)
+    # v1 has a summary (and its strip beside the models, as in a workdir); the others none
+    (folder / "summaries.json").write_text(json.dumps({"v1": {"timestamps_s": [0.5, 2.0], "strip": "abc.jpg"}}))
+    from recsys.frames import summary_strip
+
+    (folder.parent.parent / "summaries").mkdir(exist_ok=True)
+    (folder.parent.parent / "summaries" / "abc.jpg").write_bytes(summary_strip(np.zeros((2, 16, 16, 3), np.uint8)))
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +57,7 @@ def api_url(redis_url, tmp_path_factory):
 
     from recsys.text_onnx import export_text_onnx
 
-    models = tmp_path_factory.mktemp("fuzz-models")
+    models = tmp_path_factory.mktemp("fuzz-work") / "models"
     _tiny_model(models / "ver1", ["v1", "v2", "p1"])
 
     ns = f"test-fuzz-{uuid.uuid4().hex[:8]}"
