@@ -116,6 +116,39 @@ def video_age_cohorts(
     return out
 
 
+SENTIMENT_BANDS = (("negative", -1.01, -0.05), ("neutral", -0.05, 0.05), ("positive", 0.05, 1.01))
+
+
+def sentiment_cohorts(
+    rankings: dict[str, np.ndarray], users: np.ndarray, relevant: list[set[int]], sentiment: np.ndarray, k: int = 10
+) -> dict[str, dict[str, dict[str, float]]]:
+    """NDCG@k per band of the held-out videos' comment sentiment (``text_features``: VADER compound,
+    < -0.05 negative, > 0.05 positive): only held-out videos in the band count as relevant (users
+    with one). Videos without comments are in no band. Empty when no video has comments."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, lo, hi in SENTIMENT_BANDS:
+        band = set(np.flatnonzero((sentiment >= lo) & (sentiment < hi)).tolist())
+        rows = [r for r, rel in enumerate(relevant) if rel & band]
+        if rows:
+            rel = [relevant[r] & band for r in rows]
+            out[f"sentiment_{name}"] = {m: evaluate_rankings(ranked[rows], rel, k) for m, ranked in rankings.items()}
+    return out
+
+
+def item_sentiment(cfg: PipelineConfig, run_date: str, items: list[str]) -> np.ndarray:
+    """[n_items] each video's comment sentiment (NaN: no comments, or no text features)."""
+    from pipelines import text_features
+
+    try:
+        features = text_features.load(cfg, run_date)
+    except FileNotFoundError:
+        return np.full(len(items), np.nan)
+    if "sentiment" not in features:
+        return np.full(len(items), np.nan)
+    by_id = dict(zip(features["video_id"], features["sentiment"], strict=True))
+    return np.array([by_id.get(v, np.nan) for v in items], np.float64)
+
+
 def paired_comparisons(
     rankings: dict[str, np.ndarray], users: np.ndarray, relevant: list[set[int]], train_counts: np.ndarray, k: int = 10
 ) -> dict[str, dict[str, object]]:
@@ -349,6 +382,8 @@ def evaluate_model(
     rankings = rank_all(scorers, users, exclude, max(K_VALUES))
     cohorts = cohort_metrics(rankings, users, relevant, split.train, train_counts)
     cohorts.update(video_age_cohorts(rankings, users, ds, split))
+    sentiment = item_sentiment(cfg, run_date, ds.items)
+    cohorts.update(sentiment_cohorts(rankings, users, relevant, sentiment))
     new_users = new_user_cohort(model, ds, split, scorers_for_new_users(fit_on, ds, with_baselines), now)
     if new_users:
         cohorts["new_users"] = new_users
@@ -361,6 +396,10 @@ def evaluate_model(
         **split.describe(),
         "users_evaluated": int(len(users)),
         "users_total": len(ds.users),
+        "sentiment_videos": {
+            name: int(((sentiment >= lo) & (sentiment < hi)).sum()) for name, lo, hi in SENTIMENT_BANDS
+        }
+        | {"no_comments": int(np.isnan(sentiment).sum())},
         "metrics": {name: summarise(ranked, relevant, train_counts) for name, ranked in rankings.items()},
         "cohorts": cohorts,
         "paired": paired_comparisons(rankings, users, relevant, train_counts) if with_baselines else {},

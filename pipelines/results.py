@@ -250,6 +250,14 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
             "item-to-item path the API uses for users it never saw; als has no vector for them and serves "
             "popularity).",
         ]
+        bands = report.get("sentiment_videos") or {}
+        if any(k.startswith("sentiment_") for k in cohorts) and bands:
+            lines += [
+                "",
+                "sentiment_*: only test videos whose comments' VADER sentiment (`text_features`, weighted like "
+                "the comments embedding) is negative (< -0.05), neutral or positive (> 0.05) count; videos in each "
+                "band: " + ", ".join(f"{k} {v}" for k, v in bands.items()) + ".",
+            ]
     return [*lines, ""]
 
 

@@ -120,6 +120,7 @@ def compute_text_features(
     np.add.at(counts, rows, 1)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     comments_emb = np.where(norms > 0, sums / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    sentiment, coverage = comment_sentiment(top["text"].tolist(), top["weight"].to_numpy(np.float64), rows, len(videos))
 
     return pd.DataFrame(
         {
@@ -130,8 +131,46 @@ def compute_text_features(
             "num_comments": counts,
             "has_comments": counts > 0,
             "comments_embedding": list(comments_emb),
+            "sentiment": sentiment,
+            "sentiment_coverage": coverage,
         }
     )
+
+
+def comment_sentiment(
+    texts: list[str], weights: np.ndarray, rows: np.ndarray, num_videos: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """([num_videos] each video's comment sentiment in -1..1, NaN without comments; [num_videos]
+    the share of its comments with any word VADER knows, NaN without comments).
+
+    The score is VADER's compound score (``vaderSentiment``: an English lexicon with rules for
+    negation, intensifiers, capitals, emoji; offline) averaged over the video's comments with the
+    weights of its comments embedding (likes and recency). Other languages: VADER knows English
+    words only, so a comment in another language scores 0 (neutral) unless it holds emoji or
+    English words; ``sentiment_coverage`` says how much of a video's comments the lexicon read,
+    and a low one means its score says little."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    score = np.zeros(len(texts))
+    hit = np.zeros(len(texts))
+    for i, text in enumerate(texts):
+        polarity = analyzer.polarity_scores(text)
+        score[i] = polarity["compound"]
+        hit[i] = float(polarity["neu"] < 1.0)
+    total = np.zeros(num_videos)
+    weight = np.zeros(num_videos)
+    hits = np.zeros(num_videos)
+    count = np.zeros(num_videos)
+    np.add.at(total, rows, score * weights)
+    np.add.at(weight, rows, weights)
+    np.add.at(hits, rows, hit)
+    np.add.at(count, rows, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (
+            np.where(weight > 0, total / np.maximum(weight, 1e-12), np.nan),
+            np.where(count > 0, hits / np.maximum(count, 1.0), np.nan),
+        )
 
 
 def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
@@ -160,6 +199,12 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, float]:
         "with_caption": int(features["has_caption"].sum()),
         "with_comments": int(features["has_comments"].sum()),
         "comments_used": int(features["num_comments"].sum()),
+        "sentiment_mean": round(float(features["sentiment"].mean()), 4)
+        if features["sentiment"].notna().any()
+        else None,
+        "sentiment_coverage": round(float(features["sentiment_coverage"].mean()), 4)
+        if features["sentiment_coverage"].notna().any()
+        else None,
         "texts_encoded": encoder.misses,
         "texts_from_cache": encoder.hits,
         "seconds": round(time.perf_counter() - t0, 2),
