@@ -259,7 +259,8 @@ def cmd_show(args: argparse.Namespace) -> object:
 
 STEP_OPTIONS = (
     "source", "workdir", "namespace", "redis_url", "image_encoder", "image_runtime", "text_encoder", "strategy",
-    "num_frames", "frames_per_second", "seek", "frame_shards", "publish_shards", "fusion", "modalities", "user_pooling",
+    "num_frames", "frames_per_second", "seek", "frame_shards", "summary_frames", "publish_shards", "fusion", "modalities",
+    "user_pooling",
     "completion_weighting", "early_stopping_patience", "epochs", "temperature", "learning_rate", "max_history",
     "tune_seconds", "protocol", "land_events",
 )  # fmt: skip
