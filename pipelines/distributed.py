@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import socket
@@ -33,6 +34,8 @@ from pipelines.config import PipelineConfig
 from pipelines.storage import write_json
 from recsys.frames import SamplingConfig
 from recsys.model.config import TwoTowerConfig
+
+log = logging.getLogger(__name__)
 
 
 def config_to_json(cfg: PipelineConfig) -> dict[str, object]:
@@ -67,7 +70,12 @@ def train_on_workers(
     failing worker's log tail."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    cfg = replace(cfg, tune_seconds=0.0)
+    # The content-only softmax (content_loss_weight) trains badly under MultiWorkerMirroredStrategy
+    # (demo user_time, 2 workers: best epoch 1, NDCG@10 0.259 against 0.309 without it and 0.342 in
+    # one process with it; cause not found yet): the workers train without it.
+    if cfg.model.content_loss_weight:
+        log.warning("training on %d workers without the content-only softmax (not yet right there)", workers)
+    cfg = replace(cfg, tune_seconds=0.0, model=replace(cfg.model, content_loss_weight=0.0))
     folder = cfg.partition(run_date, "train")
     folder.mkdir(parents=True, exist_ok=True)
     # The workers' config and logs are local files (a process's stdout is an OS file); on a
