@@ -177,6 +177,27 @@ def _metrics_table(report: dict, order: list[str]) -> list[str]:  # type: ignore
     return lines
 
 
+def _tuning_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
+    """The sentence on the settings ``vidrec run`` chose itself (empty without tuning trials)."""
+    if not tuning.get("trials"):
+        return []
+
+    def vs(r: dict) -> str:  # type: ignore[type-arg]
+        p, q = r.get("vs_defaults"), r.get("vs_defaults_new_videos")
+        out = f", vs defaults [{p['lo']:+.4f}, {p['hi']:+.4f}]" if p else ""
+        return out + (f", on new videos [{q['lo']:+.4f}, {q['hi']:+.4f}]" if q else "")
+
+    tried = "; ".join(
+        f"{_setting(r['setting'])}: {r['val_ndcg@10']:.4f} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s{vs(r)})"
+        for r in tuning["trials"]
+    )
+    rule = f" ({tuning['rule']})" if tuning.get("rule") else ""
+    return [
+        f"Settings chosen by `vidrec run` itself on validation NDCG@10 within a {tuning['budget_seconds']:.0f} s "
+        f"budget ({tuning['seconds']:.0f} s spent){rule}: **{_setting(tuning['chosen'])}**. Tried: {tried}."
+    ]
+
+
 def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-arg]
     lines = [
         f"#### Model: {label} (version `{report['model_version']}`)",
@@ -207,24 +228,7 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
             f"ALS: factors={als['factors']}, regularization={als['regularization']}, chosen from "
             f"{len(als['grid'])} settings by NDCG@10 on the same kind of validation split (never on test)."
         )
-    tuning = report.get("tuning") or {}
-    if tuning.get("trials"):
-
-        def vs(r: dict) -> str:  # type: ignore[type-arg]
-            p, q = r.get("vs_defaults"), r.get("vs_defaults_new_videos")
-            out = f", vs defaults [{p['lo']:+.4f}, {p['hi']:+.4f}]" if p else ""
-            return out + (f", on new videos [{q['lo']:+.4f}, {q['hi']:+.4f}]" if q else "")
-
-        tried = "; ".join(
-            f"{_setting(r['setting'])}: {r['val_ndcg@10']:.4f} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s{vs(r)})"
-            for r in tuning["trials"]
-        )
-        rule = f" ({tuning['rule']})" if tuning.get("rule") else ""
-        lines.append(
-            f"Settings chosen by `vidrec run` itself on validation NDCG@10 within a {tuning['budget_seconds']:.0f} s "
-            f"budget ({tuning['seconds']:.0f} s spent){rule}: "
-            f"**{_setting(tuning['chosen'])}**. Tried: {tried}."
-        )
+    lines += _tuning_lines(report.get("tuning") or {})
     for label, p in (report.get("paired") or {}).items():
         lines.append(
             f"Paired, {'all evaluated users' if label == 'all' else label} ({p['users']} users): two_tower minus "
