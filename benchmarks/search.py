@@ -25,7 +25,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -34,7 +33,7 @@ import httpx
 import numpy as np
 
 from benchmarks._report import report
-from benchmarks.serving import free_port, parse_ms
+from benchmarks.serving import free_port, run_wrk_script
 from cache.client import DEFAULT_REDIS_URL
 from cache.writer import TopK, connect, publish_version, unlink_matching
 from pipelines.redis_server import ensure_redis
@@ -67,25 +66,7 @@ def run_wrk(url: str, paths: list[str], connections: int, seconds: int) -> dict[
         '  return wrk.format("GET", paths[math.random(1, #paths)])\n'
         "end\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    finally:
-        os.unlink(f.name)
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    import re
-
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": parse_ms(pct["50"]),
-        "p99_ms": parse_ms(pct["99"]),
-    }
+    return run_wrk_script(url, script, connections, seconds)
 
 
 def main() -> None:

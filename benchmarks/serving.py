@@ -92,6 +92,12 @@ def run_wrk(url: str, users: int, connections: int, seconds: int) -> dict[str, f
         f'  return wrk.format("GET", "/v1/users/u" .. math.random(0, {users - 1}) .. "/recommendations?k=20")\n'
         "end\n"
     )
+    return run_wrk_script(url, script, connections, seconds)
+
+
+def run_wrk_script(url: str, script: str, connections: int, seconds: int) -> dict[str, float]:
+    """wrk (one thread, ``connections``, ``seconds``) with a Lua ``script`` choosing each request:
+    requests/s and p50/p99 latency; raises on any non-2xx answer or socket error."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
