@@ -271,7 +271,8 @@ def demo(seconds: float = 600) -> int:
         api = Api(str(where["api"]), STATE / "airflow")
         api.login()
         ns = f"cluster-demo-{uuid.uuid4().hex[:6]}"
-        conf = {"source": str(source), "workdir": str(work / "work"), "namespace": ns, "redis_url": where["redis"],
+        # the workdir as a URL, as a shared one would be given (s3://... elsewhere; pipelines/storage.py)
+        conf = {"source": str(source), "workdir": (work / "work").resolve().as_uri(), "namespace": ns, "redis_url": where["redis"],
                 "run_date": "2026-11-28", "epochs": 2, "tune_seconds": 0, "frame_shards": 2, "publish_shards": 2}  # fmt: skip
         t_up = time.monotonic() - t0
         state, tasks = run_nightly(api, conf, seconds)
