@@ -8,98 +8,100 @@ cache-hit path; a version folder that is absent turns this fallback off (popular
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from recsys.online import OnlineModel
     from recsys.search import SearchIndex
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-class OnlineScorers:
-    """One scorer per model version, loaded lazily; remembers versions that have no folder."""
+class _PerVersion(Generic[T]):
+    """One object per model version, built lazily from ``<model_root>/<version>`` by ``load`` (only
+    the live version's kept); None, remembered, when off or when the folder cannot be read.
+    ``model_root``: a folder, or a URL (``pipelines.storage.location``: the models of a workdir on
+    s3://...), resolved on first use, so numpy is not imported before then."""
+
+    what = "a model version's files"
 
     def __init__(self, model_root: str) -> None:
-        # a folder, or a URL (``pipelines.storage.location``: the models of a workdir on s3://...),
-        # resolved on first use (numpy is not imported before then)
         self.root = model_root or None
-        self._loaded: dict[str, OnlineModel | None] = {}
+        self._loaded: dict[str, T | None] = {}
 
-    def get(self, version: str) -> OnlineModel | None:
-        if self.root is None:
+    @property
+    def configured(self) -> bool:
+        return self.root is not None
+
+    def load(self, folder: object) -> T:
+        raise NotImplementedError
+
+    def get(self, version: str) -> T | None:
+        if not self.configured:
             return None
         if version not in self._loaded:
             from upath import UPath  # a local path, file:// or any fsspec URL, as the workdir is given
 
             folder = UPath(self.root) / version
             try:
-                from recsys.online import OnlineModel  # numpy: never on the cache-hit path
-
-                self._loaded = {version: OnlineModel(folder)}  # keep only the live version's arrays
+                self._loaded = {version: self.load(folder)}
             except (OSError, ValueError, KeyError) as exc:
-                log.warning("online scoring off for %s: cannot load %s (%s)", version, folder, exc)
+                log.warning("%s off for %s: cannot load %s (%s)", self.what, version, folder, exc)
                 self._loaded = {version: None}
         return self._loaded[version]
 
 
-class SearchIndexes:
-    """The live version's ``recsys.search.SearchIndex``, loaded lazily (the text encoder once, the
-    index per version); None when search is not configured or the version's folder cannot be read."""
+class OnlineScorers(_PerVersion["OnlineModel"]):
+    """The live version's ``recsys.online.OnlineModel`` (the numpy user tower)."""
+
+    what = "online scoring"
+
+    def load(self, folder: object) -> OnlineModel:
+        from recsys.online import OnlineModel  # numpy: never on the cache-hit path
+
+        return OnlineModel(folder)  # type: ignore[arg-type]
+
+
+class SearchIndexes(_PerVersion["SearchIndex"]):
+    """The live version's ``recsys.search.SearchIndex`` (the text encoder loaded once); off unless
+    both the model root and the ONNX text encoder are set."""
+
+    what = "search"
 
     def __init__(self, model_root: str, text_encoder_dir: str, alpha: float) -> None:
-        self.root, self.encoder_dir, self.alpha = model_root or None, text_encoder_dir or None, alpha
+        super().__init__(model_root)
+        self.encoder_dir, self.alpha = text_encoder_dir or None, alpha
         self._encoder: object | None = None
-        self._loaded: dict[str, SearchIndex | None] = {}
 
     @property
     def configured(self) -> bool:
         return self.root is not None and self.encoder_dir is not None
 
-    def get(self, version: str) -> SearchIndex | None:
-        if not self.configured:
-            return None
-        if version not in self._loaded:
-            from upath import UPath
+    def load(self, folder: object) -> SearchIndex:
+        from recsys.search import SearchIndex
+        from recsys.text_onnx import OnnxTextEncoder
 
-            folder = UPath(self.root) / version
-            try:
-                from recsys.search import SearchIndex
-                from recsys.text_onnx import OnnxTextEncoder
-
-                if self._encoder is None:
-                    self._encoder = OnnxTextEncoder(str(self.encoder_dir), num_threads=1)
-                self._loaded = {version: SearchIndex(folder, self._encoder, self.alpha)}
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("search off for %s: cannot load %s (%s)", version, folder, exc)
-                self._loaded = {version: None}
-        return self._loaded[version]
+        if self._encoder is None:
+            self._encoder = OnnxTextEncoder(str(self.encoder_dir), num_threads=1)
+        return SearchIndex(folder, self._encoder, self.alpha)
 
 
-class VideoSummaries:
+class VideoSummaries(_PerVersion[dict[str, dict[str, object]]]):
     """The live version's video summaries (``summaries.json`` in its model folder: each video's
     summary frame times and strip file) and the strips themselves (JPEG files under
-    ``summary_root``, by default ``<model_root>/../summaries``, the workdir's), loaded lazily."""
+    ``summary_root``, by default ``<model_root>/../summaries``, the workdir's)."""
+
+    what = "video summaries"
 
     def __init__(self, model_root: str, summary_root: str = "") -> None:
-        self.root, self.strips = model_root or None, summary_root or None
-        self._loaded: dict[str, dict[str, dict[str, object]] | None] = {}
+        super().__init__(model_root)
+        self.strips = summary_root or None
 
-    def get(self, version: str) -> dict[str, dict[str, object]] | None:
-        if self.root is None:
-            return None
-        if version not in self._loaded:
-            import json
+    def load(self, folder: object) -> dict[str, dict[str, object]]:
+        import json
 
-            from upath import UPath
-
-            path = UPath(self.root) / version / "summaries.json"
-            try:
-                self._loaded = {version: json.loads(path.read_text())}
-            except (OSError, ValueError) as exc:
-                log.warning("video summaries off for %s: cannot read %s (%s)", version, path, exc)
-                self._loaded = {version: None}
-        return self._loaded[version]
+        return json.loads((folder / "summaries.json").read_text())  # type: ignore[operator]
 
     def strip(self, name: str) -> bytes | None:
         """A strip's JPEG bytes (None when the file is not there)."""
