@@ -29,6 +29,7 @@ import pandas as pd
 from pipelines import artifacts, ingest
 from pipelines.config import PipelineConfig
 from pipelines.storage import write_json
+from pipelines.text_features import caption_text
 from recsys.metrics import mrr_at_k, ndcg_at_k
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def _tags(value: object) -> list[str]:
 
 
 def _text(row: dict) -> str:  # type: ignore[type-arg]
-    return " ".join(str(row.get(c) or "") for c in ("title", "description")) + " " + " ".join(_tags(row.get("tags")))
+    """The video's caption text as the text features build it (title, description, tag words)."""
+    return caption_text(*(str(row.get(c) or "") for c in ("title", "description", "tags")))
 
 
 def topic_queries(
