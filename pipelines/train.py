@@ -29,7 +29,13 @@ from pipelines.artifacts import save_user_tower
 from pipelines.config import PipelineConfig
 from pipelines.fitting import fit_and_validation, fit_data, fit_model
 from pipelines.storage import write_json
-from recsys.online import ITEM_TOWER_FILE, NUMPY_TOWER_FILE, export_numpy_item_tower, export_numpy_user_tower
+from recsys.online import (
+    ITEM_TOWER_FILE,
+    NUMPY_TOWER_FILE,
+    SUMMARIES_FILE,
+    export_numpy_item_tower,
+    export_numpy_user_tower,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +119,6 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
         "seconds": round(time.perf_counter() - t0, 2),
     }
-
-
-SUMMARIES_FILE = "summaries.json"
 
 
 def video_summaries(cfg: PipelineConfig, run_date: str, items: list[str]) -> dict[str, dict[str, object]]:

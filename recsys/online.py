@@ -20,6 +20,7 @@ import numpy as np
 NUMPY_TOWER_FILE = "user_tower_numpy.npz"
 ITEM_TOWER_FILE = "item_tower_numpy.npz"
 EXCLUDED_FILE = "published_excluded.npz"
+SUMMARIES_FILE = "summaries.json"  # each video's summary frame times and strip file (pipelines.train)
 """Per published user, the videos their list left out (written by publish beside the model)."""
 _SETTINGS = (
     "user_pooling",

@@ -88,7 +88,7 @@ class SearchIndexes(_PerVersion["SearchIndex"]):
 
 
 class VideoSummaries(_PerVersion[dict[str, dict[str, object]]]):
-    """The live version's video summaries (``summaries.json`` in its model folder: each video's
+    """The live version's video summaries (``SUMMARIES_FILE`` in its model folder: each video's
     summary frame times and strip file) and the strips themselves (JPEG files under
     ``summary_root``, by default ``<model_root>/../summaries``, the workdir's)."""
 
@@ -101,7 +101,9 @@ class VideoSummaries(_PerVersion[dict[str, dict[str, object]]]):
     def load(self, folder: object) -> dict[str, dict[str, object]]:
         import json
 
-        return json.loads((folder / "summaries.json").read_text())  # type: ignore[operator]
+        from recsys.online import SUMMARIES_FILE
+
+        return json.loads((folder / SUMMARIES_FILE).read_text())  # type: ignore[operator]
 
     def strip(self, name: str) -> bytes | None:
         """A strip's JPEG bytes (None when the file is not there)."""
