@@ -56,11 +56,6 @@ def is_remote(path: Any) -> bool:
     return not isinstance(path, Path) and hasattr(path, "fs") and getattr(path, "protocol", "") not in ("", "file")
 
 
-def url(path: Any) -> str:
-    """The location as a string that ``location`` gives back (a path, or ``scheme://...``)."""
-    return str(path)
-
-
 def _read_umask() -> int:
     mask = os.umask(0)  # the only way to read it; set back at once (at import, before any threads)
     os.umask(mask)
