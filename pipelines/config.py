@@ -45,10 +45,10 @@ class PipelineConfig:
     min_decoded_fraction: float = 0.5
     """A file that decodes fewer of its sampled frames than this is quarantined."""
     frame_shards: int = 2
+    """frame_features runs as this many shards (Airflow mapped tasks), then a reduce."""
     summary_frames: int = 3
     """Each video's summary: its K most representative sampled frames (medoids, in time order),
     their timestamps and a JPEG strip of them under ``<workdir>/summaries/`` (0: none)."""
-    """frame_features runs as this many shards (Airflow mapped tasks), then a reduce."""
     publish_shards: int = 1
     """publish scores and writes users' lists in this many shards (Airflow mapped tasks; crc32 of
     the user id), then one task verifies them all and flips the live pointer."""
