@@ -171,3 +171,47 @@ class OnnxTextEncoder:
             pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
         return np.concatenate(out).astype(np.float32)
+
+
+class QueryCache:
+    """A least-recently-used cache of text -> embedding in front of an encoder (anything with
+    ``encode(list[str]) -> [n, dim]``): search traffic repeats its head queries, and a repeated
+    query then costs a dictionary lookup instead of a transformer pass. Keyed by the text with
+    surrounding whitespace stripped; thread-safe (the API encodes in worker threads)."""
+
+    def __init__(self, encoder: Any, size: int = 10_000) -> None:
+        import threading
+        from collections import OrderedDict
+
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        self.encoder, self.size = encoder, size
+        self.dim = getattr(encoder, "dim", None)
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        keys = [t.strip() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for key in keys:
+                row = self._rows.get(key)
+                if row is not None:
+                    self._rows.move_to_end(key)
+                    found[key] = row
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            for key, row in zip(missing, np.asarray(self.encoder.encode(missing), np.float32), strict=True):
+                found[key] = row
+        with self._lock:
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+            for key in missing if self.size else ():
+                self._rows[key] = found[key]
+                self._rows.move_to_end(key)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+        if not keys:
+            return np.asarray(self.encoder.encode([]), np.float32)
+        return np.stack([found[k] for k in keys])

@@ -69,9 +69,9 @@ class SearchIndexes(_PerVersion["SearchIndex"]):
 
     what = "search"
 
-    def __init__(self, model_root: str, text_encoder_dir: str, alpha: float) -> None:
+    def __init__(self, model_root: str, text_encoder_dir: str, alpha: float, query_cache: int = 10_000) -> None:
         super().__init__(model_root)
-        self.encoder_dir, self.alpha = text_encoder_dir or None, alpha
+        self.encoder_dir, self.alpha, self.query_cache = text_encoder_dir or None, alpha, query_cache
         self._encoder: object | None = None
 
     @property
@@ -80,10 +80,10 @@ class SearchIndexes(_PerVersion["SearchIndex"]):
 
     def load(self, folder: object) -> SearchIndex:
         from recsys.search import SearchIndex
-        from recsys.text_onnx import OnnxTextEncoder
+        from recsys.text_onnx import OnnxTextEncoder, QueryCache
 
-        if self._encoder is None:
-            self._encoder = OnnxTextEncoder(str(self.encoder_dir), num_threads=1)
+        if self._encoder is None:  # one encoder and query cache for every version (queries embed alike)
+            self._encoder = QueryCache(OnnxTextEncoder(str(self.encoder_dir), num_threads=1), self.query_cache)
         return SearchIndex(folder, self._encoder, self.alpha)
 
 

@@ -18,7 +18,9 @@ def build_router(settings: Settings, metrics: Metrics) -> tuple[APIRouter, APIRo
     ctx = Context(settings, metrics, OnlineScorers(settings.model_root))
     recommend = recommendations.Recommend(ctx)
     v1 = APIRouter(dependencies=[Depends(require_api_key(settings))])
-    indexes = SearchIndexes(settings.model_root, settings.text_encoder_dir, settings.search_alpha)
+    indexes = SearchIndexes(
+        settings.model_root, settings.text_encoder_dir, settings.search_alpha, settings.search_query_cache
+    )
     for part in (
         recommendations.router(ctx, recommend),
         videos.router(ctx, VideoSummaries(settings.model_root, settings.summary_root)),

@@ -61,3 +61,43 @@ def test_a_missing_export_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="no ONNX text encoder"):
         OnnxTextEncoder(tmp_path / "nothing")
+
+
+class _Counting:
+    """Stands in for the ONNX encoder: the cache's bookkeeping is what is under test here."""
+
+    dim = 3
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.seen += texts
+        return np.asarray([[len(t), t.count("a"), 1.0] for t in texts], np.float32).reshape(-1, 3)
+
+
+def test_query_cache_encodes_each_distinct_query_once_and_evicts_the_least_recent():
+    from recsys.text_onnx import QueryCache
+
+    inner = _Counting()
+    cache = QueryCache(inner, size=2)
+    first = cache.encode(["cat", " cat ", "banana"])
+    assert inner.seen == ["cat", "banana"]  # stripped, de-duplicated, one batch
+    np.testing.assert_array_equal(first, inner.encode(["cat", "cat", "banana"]))
+    inner.seen.clear()
+    cache.encode(["cat"])  # a hit: "cat" becomes the most recent
+    cache.encode(["dog"])  # evicts "banana", the least recently used
+    cache.encode(["banana", "cat"])
+    assert inner.seen == ["dog", "banana"]
+    assert (cache.hits, cache.misses) == (3, 4)
+    assert cache.encode([]).shape == (0, 3)
+
+
+def test_query_cache_of_size_zero_keeps_nothing():
+    from recsys.text_onnx import QueryCache
+
+    inner = _Counting()
+    cache = QueryCache(inner, size=0)
+    cache.encode(["a"])
+    cache.encode(["a"])
+    assert inner.seen == ["a", "a"]
