@@ -64,13 +64,14 @@ def run_wrk(url: str, paths: list[str], connections: int, seconds: int, unique: 
     """Requests drawn at random from ``paths``; ``unique``: each one's query made new (a request
     number appended to it), so no query is ever answered from the API's query cache."""
     lua_paths = ",".join(json.dumps(p) for p in paths)
+    suffix = ' .. "%20" .. n' if unique else ""
     script = (
         "math.randomseed(7)\n"
         f"local paths = {{{lua_paths}}}\n"
         "local n = 0\n"
         "request = function()\n"
         "  n = n + 1\n"
-        f'  return wrk.format("GET", paths[math.random(1, #paths)]{' .. "%20" .. n' if unique else ""})\n'
+        f'  return wrk.format("GET", paths[math.random(1, #paths)]{suffix})\n'
         "end\n"
     )
     return run_wrk_script(url, script, connections, seconds)
