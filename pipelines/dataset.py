@@ -53,6 +53,7 @@ def build_content(
         visual_mask[rows] = 1.0
     caption, comments = np.zeros((n, text_dim), np.float32), np.zeros((n, text_dim), np.float32)
     caption_mask, comments_mask = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    sentiment = np.zeros(n, np.float32)
     texts = texts[texts["video_id"].isin(pos)]
     if len(texts):
         rows = texts["video_id"].map(pos).to_numpy()
@@ -60,7 +61,9 @@ def build_content(
         comments[rows] = _stack(texts["comments_embedding"], text_dim)
         caption_mask[rows] = texts["has_caption"].to_numpy(np.float32)
         comments_mask[rows] = texts["has_comments"].to_numpy(np.float32)
-    return ItemContent(visual, visual_mask, caption, caption_mask, comments, comments_mask)
+        if "sentiment" in texts:  # features written before sentiment existed have none
+            sentiment[rows] = np.nan_to_num(texts["sentiment"].to_numpy(np.float32))
+    return ItemContent(visual, visual_mask, caption, caption_mask, comments, comments_mask, sentiment)
 
 
 def split_or_reason(events: pd.DataFrame, protocol: str, test_fraction: float, seed: int) -> tuple[Split, str | None]:

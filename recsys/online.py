@@ -258,6 +258,8 @@ def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any
         arrays["modality_logits"] = fusion.modality_logits.numpy()
     if hasattr(fusion, "fusion_query"):
         arrays["fusion_query"] = fusion.fusion_query.numpy()
+    if config.get("sentiment_input"):
+        arrays["sentiment_vector"] = item_tower.sentiment_vector.numpy()
     for name in ("fuse", "out") + (("bias_head",) if config.get("item_bias") else ()):
         layer = getattr(item_tower, name)
         arrays[f"{name}_kernel"], arrays[f"{name}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
@@ -325,6 +327,8 @@ class NumpyItemTower:
         from recsys.model.data import prior_inputs
 
         h = _relu(self._fused(*self._tokens(content)) @ self.w["fuse_kernel"] + self.w["fuse_bias"])
+        if "sentiment_vector" in self.w:
+            h = h + np.asarray(content.sentiment, np.float32)[:, None] * self.w["sentiment_vector"]
         out = h @ self.w["out_kernel"] + self.w["out_bias"]
         cols = [out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)]
         if self.meta["item_bias"]:

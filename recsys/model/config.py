@@ -76,7 +76,11 @@ class TwoTowerConfig:
     """If > 0, a second softmax over the same batch scores every candidate from its content alone
     (ids masked, as for a video no one has watched yet), added to the loss with this weight: the
     content path is trained on every batch, not only on the examples whose id dropout fired."""
-    """Users with fewer training events than this use the unknown-user row instead of their own id."""
+    sentiment_input: bool = False
+    """Offer each video's comment sentiment (``ItemContent.sentiment``, -1..1, 0 without comments)
+    to the item tower: a learned vector, scaled by it, added to the fused features (so to the
+    embedding and the bias). Off by default: it did not help on the demo or MovieLens
+    (``docs/results.md``)."""
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -20,7 +20,8 @@ class ItemContent:
     """Per-item content aligned to the item vocabulary (row i is item index i).
 
     visual: [n_items, d_visual]; caption: [n_items, d_text]; comments: [n_items, d_text];
-    each *_mask: [n_items] float32, 1.0 where the modality is present.
+    each *_mask: [n_items] float32, 1.0 where the modality is present; sentiment: [n_items] the
+    comments' sentiment in -1..1 (``pipelines.text_features``), 0 without comments (or not given).
     """
 
     visual: np.ndarray
@@ -29,6 +30,11 @@ class ItemContent:
     caption_mask: np.ndarray
     comments: np.ndarray
     comments_mask: np.ndarray
+    sentiment: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        s = np.zeros(len(self.visual), np.float32) if self.sentiment is None else self.sentiment
+        object.__setattr__(self, "sentiment", np.nan_to_num(np.asarray(s, np.float32)))
 
     @property
     def num_items(self) -> int:
@@ -66,6 +72,7 @@ class ItemContent:
             self.caption_mask,
             balance(self.comments, self.comments_mask),
             self.comments_mask,
+            self.sentiment,
         )
 
 

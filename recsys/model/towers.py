@@ -3,7 +3,8 @@
 Item tower: video-id embedding (with id dropout, so a cold video leans on content) + projected
 visual, caption and comments embeddings (each centred and unit-length first,
 ``ItemContent.balanced``), each modality multiplied by its presence mask, fused (concat,
-weighted_sum or attention), L2-normalised; plus a per-video bias from the fused features.
+weighted_sum or attention; optionally moved along a learned vector by the comments' sentiment),
+L2-normalised; plus a per-video bias from the fused features.
 
 User tower: the user's last ``max_history`` watched videos, each encoded by the shared item
 tower and pooled over the real (unpadded) positions (mean, or attention with a learned recency
@@ -109,7 +110,7 @@ class ItemTower(tf.keras.Model):
         self.cfg = cfg
         self.tables = {
             name: tf.constant(getattr(padded, name))
-            for name in ("visual", "visual_mask", "caption", "caption_mask", "comments", "comments_mask")
+            for name in ("visual", "visual_mask", "caption", "caption_mask", "comments", "comments_mask", "sentiment")
         }
         self.warm = tf.constant(warm.astype(np.float32))
         self.active = {"id"} & set(cfg.modalities) | {
@@ -127,6 +128,11 @@ class ItemTower(tf.keras.Model):
         self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="item_out")
         if cfg.item_bias:
             self.bias_head = tf.keras.layers.Dense(1, name="item_bias", kernel_initializer="zeros")
+        if cfg.sentiment_input:
+            # the fused features move along this vector with the comments' sentiment (starts at 0)
+            self.sentiment_vector = self.add_weight(
+                name="sentiment_vector", shape=(cfg.hidden_dim,), initializer="zeros"
+            )
 
     def tokens(self, item_idx: Any, training: bool = False, ids: bool = True) -> tuple[Any, Any]:
         """(tokens [b, 4, hidden_dim], masks [b, 4]) for modalities id, visual, caption, comments;
@@ -157,6 +163,8 @@ class ItemTower(tf.keras.Model):
         """(embeddings [b, embedding_dim] L2-normalised, bias [b]; zeros without item_bias)."""
         tokens, mask = self.tokens(item_idx, training=training, ids=ids)
         h = self.fuse(self.fusion(tokens, mask))
+        if self.cfg.sentiment_input:
+            h += tf.gather(self.tables["sentiment"], tf.cast(item_idx, tf.int32))[:, None] * self.sentiment_vector
         emb = tf.math.l2_normalize(self.out(h), axis=-1)
         bias = self.bias_head(h)[:, 0] if self.cfg.item_bias else tf.zeros(tf.shape(emb)[:1])
         return emb, bias

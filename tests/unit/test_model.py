@@ -361,6 +361,17 @@ def test_numpy_item_tower_scores_new_videos_as_tensorflow_scores_cold_ones(tmp_p
         item_matrix(item_tower, 12, layout_of(plain))[~warm],
         atol=1e-5,
     )
+    # with the sentiment input (its vector set away from its zero start, so it counts)
+    felt = replace(cfg, sentiment_input=True)
+    moods = replace(content, sentiment=np.linspace(-1, 1, 12).astype(np.float32))
+    item_tower, _ = build_towers(felt, moods, num_users=3, warm_items=warm)
+    item_tower.sentiment_vector.assign(np.linspace(0.5, -0.5, 8).astype(np.float32))
+    export_numpy_item_tower(item_tower, moods, asdict(felt), tmp_path / "felt.npz")
+    cold = ItemContent(*(getattr(moods, f)[~warm] for f in moods.__dataclass_fields__))
+    with_mood = item_matrix(item_tower, 12, layout_of(felt))[~warm]
+    np.testing.assert_allclose(NumpyItemTower(tmp_path / "felt.npz").rows(cold), with_mood, atol=1e-5)
+    calm = NumpyItemTower(tmp_path / "felt.npz").rows(replace(cold, sentiment=np.zeros(3, np.float32)))
+    assert not np.allclose(calm, with_mood, atol=1e-3)  # the input reaches the score
 
 
 def test_content_prior_basis_projects_new_videos_like_the_catalogue():
