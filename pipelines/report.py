@@ -35,7 +35,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:.8em}.wide{overflow-x:auto
 th:first-child,td:first-child{text-align:left}.best{font-weight:bold;background:#eef6ee}
 .better{background:#d9f2d9}.worse{background:#f8d7d7}.muted{color:#777;font-size:.85em}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.user{margin:12px 0;padding:8px;border:1px solid #eee}
-.strip{display:flex;flex-wrap:wrap;gap:6px}.vid{width:110px;font-size:.75em}.vid img{width:104px;height:58px;object-fit:cover;display:block;background:#eee}
+.strip{display:flex;flex-wrap:wrap;gap:6px}.vid{width:110px;font-size:.75em}.vid img{width:104px;height:58px;object-fit:cover;display:block;background:#eee}.vid.wide{width:200px}.vid img.summary{width:194px;height:auto;object-fit:contain}
 .hit{outline:3px solid #2ca02c}
 """
 
@@ -184,30 +184,46 @@ def _thumbnail(media_file: str, width: int = 160) -> str | None:
     h, w = frame.shape[:2]
     frame = cv2.resize(frame, (width, max(1, int(h * width / w))))
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 70])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode() if ok else None
+    return _jpeg_uri(buf.tobytes()) if ok else None
 
 
-def _video_card(vid: str, videos: dict[str, dict], thumbs: dict[str, str | None], hit: bool = False) -> str:  # type: ignore[type-arg]
+def _jpeg_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def _video_card(
+    vid: str,
+    videos: dict[str, dict],  # type: ignore[type-arg]
+    thumbs: dict[str, str | None],
+    hit: bool = False,
+    strips: dict[str, str] | None = None,
+) -> str:
+    """One video: its summary strip (its most representative frames, in time order) where there is
+    one, else its middle frame; title, category; outlined when it was a held-out video."""
     info = videos.get(vid, {})
     title = info.get("title") or "(no title)"
-    thumb = thumbs.get(vid)
-    img = (
-        f'<img src="{thumb}" alt="{_esc(title)}">'
-        if thumb
-        else '<div style="width:104px;height:58px;background:#eee"></div>'
-    )
+    strip, thumb = (strips or {}).get(vid), thumbs.get(vid)
+    if strip:
+        img = f'<img class="summary" src="{strip}" alt="summary frames of {_esc(title)}">'
+    elif thumb:
+        img = f'<img src="{thumb}" alt="{_esc(title)}">'
+    else:
+        img = '<div style="width:104px;height:58px;background:#eee"></div>'
     return (
-        f'<div class="vid{" hit" if hit else ""}" title="{_esc(vid)}">{img}{_esc(title)[:40]}'
+        f'<div class="vid{" wide" if strip else ""}{" hit" if hit else ""}" title="{_esc(vid)}">{img}{_esc(title)[:40]}'
         f'<br><span class="muted">{_esc(info.get("category", ""))}</span></div>'
     )
 
 
-def examples_section(report: dict, videos: dict[str, dict]) -> str:  # type: ignore[type-arg]
+def examples_section(report: dict, videos: dict[str, dict], strips: dict[str, str] | None = None) -> str:  # type: ignore[type-arg]
+    """The example users' last watches and recommendations, each video shown by its summary strip
+    (``strips``: video id -> JPEG data URI) or, without one, a thumbnail of its middle frame."""
     examples = report.get("examples") or []
     if not examples:
         return "<p class='muted'>No example users in this report.</p>"
+    strips = strips or {}
     ids = {v for e in examples for v in e["history"] + e["recommended"]}
-    thumbs = {v: _thumbnail(videos.get(v, {}).get("media_file", "")) for v in ids}
+    thumbs = {v: _thumbnail(videos.get(v, {}).get("media_file", "")) for v in ids - set(strips)}
     parts = []
     for e in examples:
         held = set(e["held_out"])
@@ -215,9 +231,9 @@ def examples_section(report: dict, videos: dict[str, dict]) -> str:  # type: ign
             f'<div class="user"><b>{_esc(e["user_id"])}</b> <span class="muted">{len(held)} held-out videos; '
             "green outline = a held-out video the model found</span>"
             "<p>Last watched (training):</p><div class='strip'>"
-            + "".join(_video_card(v, videos, thumbs) for v in e["history"])
+            + "".join(_video_card(v, videos, thumbs, strips=strips) for v in e["history"])
             + "</div><p>Recommended (two_tower, top 10):</p><div class='strip'>"
-            + "".join(_video_card(v, videos, thumbs, v in held) for v in e["recommended"])
+            + "".join(_video_card(v, videos, thumbs, v in held, strips) for v in e["recommended"])
             + "</div></div>"
         )
     return "\n".join(parts)
@@ -309,7 +325,9 @@ def render_html(
     items: list[str],
     fusion: dict | None,  # type: ignore[type-arg]
     ablation: dict | None,  # type: ignore[type-arg]
+    strips: dict[str, str] | None = None,
 ) -> str:
+    """The page; ``strips``: the example users' videos' summary strips (id -> JPEG data URI)."""
     metrics = report["metrics"]
     models = _models(metrics)
     curves = "".join(
@@ -354,7 +372,7 @@ bottom/top third of evaluated users by training events.</p>
 <h2>Item embeddings</h2>
 <div class="charts">{projection}</div>
 <h2>Example users</h2>
-{examples_section(report, videos)}
+{examples_section(report, videos, strips)}
 </body></html>
 """
 
@@ -407,9 +425,28 @@ def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-unt
     fusion = json.loads((model_dir / "fusion.json").read_text()) if (model_dir / "fusion.json").exists() else None
     ablation_path = cfg.workdir / "runs" / run_date / "ablation" / "report.json"
     ablation = json.loads(ablation_path.read_text()) if ablation_path.exists() else None
-    page = render_html(report, videos, item_vectors, items, fusion, ablation)
+    page = render_html(report, videos, item_vectors, items, fusion, ablation, example_strips(cfg, model_dir, report))
     out = cfg.partition(run_date, "evaluate") / "report.html"
     atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
+    return out
+
+
+def example_strips(cfg, model_dir: object, report: dict) -> dict[str, str]:  # type: ignore[no-untyped-def,type-arg]
+    """The example users' videos' summary strips as JPEG data URIs, from the model folder's
+    ``SUMMARIES_FILE`` and the strips under ``<workdir>/summaries/`` (a video without one: absent)."""
+    from pipelines import storage
+    from recsys.online import SUMMARIES_FILE
+
+    path = storage.location(model_dir) / SUMMARIES_FILE
+    if not path.exists():
+        return {}
+    summaries = json.loads(path.read_text())
+    wanted = {v for e in report.get("examples") or [] for v in e["history"] + e["recommended"]}
+    out = {}
+    for vid in sorted(wanted):
+        strip = cfg.workdir / "summaries" / str((summaries.get(vid) or {}).get("strip") or "")
+        if (summaries.get(vid) or {}).get("strip") and strip.exists():
+            out[vid] = _jpeg_uri(strip.read_bytes())
     return out
 
 

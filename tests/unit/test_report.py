@@ -62,6 +62,11 @@ def test_render_html_has_every_section():
     assert page.count("<svg") >= 7
     # the model's best cells are marked; the held-out video it found is outlined
     assert 'class="best"' in page and 'class="vid hit"' in page
+    # a video with a summary strip is shown by it, the others by their thumbnail (or a blank)
+    strip = "data:image/jpeg;base64,c3RyaXA="
+    page = render_html(_report(0.3), videos, vectors, ["a", "b", "c", "d"], fusion, ablation, {"a": strip})
+    assert f'<img class="summary" src="{strip}" alt="summary frames of Alpha &lt;b&gt;">' in page
+    assert page.count('class="summary"') == 1  # "a" is in one list; "c" keeps its plain card
 
 
 def test_compare_marks_significant_differences():
