@@ -158,7 +158,8 @@ def run(cfg: PipelineConfig, run_date: str) -> dict[str, object]:
             return {"version": version, "fresh": 0, "seconds": round(time.perf_counter() - t0, 2)}
         tower = NumpyItemTower(model_dir / ITEM_TOWER_FILE)
         ids = videos["video_id"].tolist()
-        rows = tower.rows(new_content(cfg, run_date, ids, tower))
+        # scored as the version scores its own videos without training events (``new_video_rows``)
+        rows = model.layout.new_video_rows(tower.rows(new_content(cfg, run_date, ids, tower)))
         published = pd.to_numeric(videos.get("published_at"), errors="coerce") if "published_at" in videos else None
         birth = published.to_numpy(np.float64) if published is not None else np.full(len(ids), np.nan)
         rows = model.layout.fold_freshness(rows, birth, time.time())  # unknown birth: new (the first bucket)

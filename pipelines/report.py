@@ -419,8 +419,11 @@ def write_html(cfg, run_date: str, report: dict) -> Path:  # type: ignore[no-unt
         storage.load_npy(model_dir / "item_embeddings.npy") if (model_dir / "item_embeddings.npy").exists() else None
     )
     if item_vectors is not None and (model_dir / "scoring.json").exists():
-        # only the item tower's embedding columns: the rest are a bias and the fixed content prior
-        item_vectors = item_vectors[:, : int(json.loads((model_dir / "scoring.json").read_text())["dim"])]
+        from recsys.scoring import ScoreLayout
+
+        # only the item tower's embeddings (unit length): the rest are a bias and the fixed content prior
+        layout = ScoreLayout.from_json(json.loads((model_dir / "scoring.json").read_text()))
+        item_vectors = layout.similarity_vectors(item_vectors)
     items = json.loads((model_dir / "items.json").read_text()) if (model_dir / "items.json").exists() else []
     fusion = json.loads((model_dir / "fusion.json").read_text()) if (model_dir / "fusion.json").exists() else None
     ablation_path = cfg.workdir / "runs" / run_date / "ablation" / "report.json"

@@ -82,6 +82,13 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         cfg = replace(cfg, model=model_cfg)
     else:
         result = fit_model(cfg.model, ds, data)
+    new_videos: dict[str, object] = {}
+    if data.validation is not None and cfg.model.tune_new_videos:
+        from pipelines.fitting import choose_new_video_scoring
+
+        new_videos = choose_new_video_scoring(result, ds, data)
+        tuning["new_videos"] = new_videos
+        log.info("new videos scored with %s", new_videos["chosen"])
     if data.validation is not None and cfg.model.refit_after_validation:
         # The validation events are each user's latest training events, the closest to what comes
         # next: refit on all training events for the epoch count early stopping chose.
@@ -96,6 +103,8 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
             "refit": [1.0],
         }
         result = refit
+    if new_videos:
+        result.layout = replace(result.layout, **new_videos["chosen"])  # type: ignore[arg-type]
     examples = data.examples
 
     version = version_cfg.model_version(run_date)
@@ -117,6 +126,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "freshness": result.layout.to_json().get("freshness"),
         "freshness_per_day": result.layout.freshness_per_day,
         "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
+        "new_videos": new_videos.get("chosen"),
         "seconds": round(time.perf_counter() - t0, 2),
     }
 

@@ -76,7 +76,12 @@ class NumpyUserTower:
         self.bias = bool(self.config["item_bias"] or self.config["freshness"])
         self.content_dim = int(self.config["content_prior_dim"]) if self.config["content_prior"] else 0
         pad = np.zeros((1, item_vectors.shape[1]), np.float32)
-        self.items = np.concatenate([item_vectors[:, :d], pad[:, :d]])
+        # unit length again: a new video's row is scaled for scoring (``ScoreLayout.new_video_rows``),
+        # as a watched video in a history it is the tower's embedding
+        emb = np.asarray(item_vectors[:, :d], np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 1e-12)
+        self.items = np.concatenate([emb, pad[:, :d]])
         self.prior = (
             np.concatenate([item_vectors[:, item_vectors.shape[1] - self.content_dim :], pad[:, : self.content_dim]])
             if self.content_dim

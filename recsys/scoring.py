@@ -42,6 +42,17 @@ class ScoreLayout:
     freshness: tuple[float, ...] | None = None
     freshness_per_day: float = 0.0
     """Added to the freshness bias per day of age (a learned slope, usually negative)."""
+    new_video_scale: float = 1.0
+    new_video_offset: float = 0.0
+    """How a video without training events (new to the model, or arriving after training) is
+    scored: its embedding columns times ``new_video_scale`` and its bias plus ``new_video_offset``
+    (``new_video_rows``). The tower's embedding of such a video comes from content alone and is
+    less sure than a watched one's; the content prior and the learned bias then carry more of its
+    score. Chosen on validation (``pipelines.fitting.choose_new_video_scoring``)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.new_video_scale <= 1.0:
+            raise ValueError(f"new_video_scale must be in (0, 1], got {self.new_video_scale}")
 
     @property
     def total(self) -> int:
@@ -62,6 +73,8 @@ class ScoreLayout:
             "content_dim": self.content_dim,
             "freshness": list(self.freshness) if self.freshness is not None else None,
             "freshness_per_day": self.freshness_per_day,
+            "new_video_scale": self.new_video_scale,
+            "new_video_offset": self.new_video_offset,
         }
 
     @classmethod
@@ -73,7 +86,18 @@ class ScoreLayout:
             int(d.get("content_dim", 0)),
             tuple(fresh) if fresh else None,
             float(d.get("freshness_per_day", 0.0)),
+            float(d.get("new_video_scale", 1.0)),
+            float(d.get("new_video_offset", 0.0)),
         )
+
+    def new_video_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Item rows of videos without training events (as the item tower gives them), as they are
+        scored: a copy with ``new_video_scale`` and ``new_video_offset`` applied."""
+        out = np.array(rows, np.float32, copy=True)
+        out[:, : self.dim] *= np.float32(self.new_video_scale)
+        if self.bias_col is not None:
+            out[:, self.bias_col] += np.float32(self.new_video_offset)
+        return out
 
     def freshness_scores(
         self,
@@ -119,8 +143,11 @@ class ScoreLayout:
         return out
 
     def similarity_vectors(self, item_matrix: np.ndarray) -> np.ndarray:
-        """The items' tower embeddings (unit length) for item-to-item similarity."""
-        return np.ascontiguousarray(item_matrix[:, : self.dim])
+        """The items' tower embeddings made unit length (a new video's are scaled by
+        ``new_video_scale`` for scoring), for item-to-item similarity."""
+        emb = np.asarray(item_matrix[:, : self.dim], np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return np.ascontiguousarray(np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 1e-12))
 
 
 def freshness_adder(

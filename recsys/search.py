@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recsys.online import ITEM_TOWER_FILE, NumpyItemTower, _load
+from recsys.scoring import ScoreLayout
 
 DEFAULT_ALPHA = 0.8
 DEFAULT_BETA = 0.3
@@ -57,7 +58,7 @@ class SearchIndex:
         self.dim, content_dim = int(scoring["dim"]), int(scoring.get("content_dim", 0))
         rows = _load(folder / "item_embeddings.npy")
         self.tower = NumpyItemTower(folder / ITEM_TOWER_FILE)
-        self.item_emb = np.ascontiguousarray(rows[:, : self.dim], np.float32)
+        self.item_emb = ScoreLayout.from_json(scoring).similarity_vectors(rows)
         self.item_prior = _unit(rows[:, rows.shape[1] - content_dim :]) if content_dim else None
         self.content_dim = content_dim
 

@@ -76,6 +76,10 @@ class TwoTowerConfig:
     """If > 0, a second softmax over the same batch scores every candidate from its content alone
     (ids masked, as for a video no one has watched yet), added to the loss with this weight: the
     content path is trained on every batch, not only on the examples whose id dropout fired."""
+    tune_new_videos: bool = True
+    """Choose on the validation split how videos without training events are scored (their
+    embedding scaled down, their bias lifted: ``ScoreLayout.new_video_scale``/``new_video_offset``,
+    ``pipelines.fitting.choose_new_video_scoring``); False: as the tower gives them."""
     sentiment_input: bool = False
     """Offer each video's comment sentiment (``ItemContent.sentiment``, -1..1, 0 without comments)
     to the item tower: a learned vector, scaled by it, added to the fused features (so to the

@@ -71,7 +71,12 @@ class TrainedModel:
     """[n_items] bool: the birth is the first event (no publication time), see ``recsys.scoring``."""
 
     def item_matrix(self) -> np.ndarray:
-        return item_matrix(self.item_tower, self.num_items, self.layout)
+        """[num_items, layout.total] the rows items are scored by (``ScoreLayout``; videos without
+        training events as ``ScoreLayout.new_video_rows`` makes them)."""
+        rows = item_matrix(self.item_tower, self.num_items, self.layout)
+        if self.new_items is not None and self.new_items.any():
+            rows[self.new_items] = self.layout.new_video_rows(rows[self.new_items])
+        return rows
 
     def user_vectors(self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
         w = np.ones(history.shape, np.float32) if weight is None else weight

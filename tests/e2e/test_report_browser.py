@@ -1,5 +1,5 @@
 """The evaluate step's HTML report, opened in headless Chromium: it renders its tables, charts and
-thumbnails without console errors (Debian's `chromium` package; `.ci/run` installs it)."""
+thumbnails and summary strips without console errors (Debian's `chromium` package; `.ci/run` installs it)."""
 
 import base64
 import re
@@ -49,5 +49,11 @@ def test_report_renders_in_headless_chromium(pipeline_run, tmp_path):
     assert str(cfg.source) in dom and "Example users" in dom
     thumbs = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', dom)
     assert thumbs, "no video thumbnails rendered"
+    # the demo's videos all have media: each example video is shown by its summary strip, whose
+    # frames side by side make it wider than tall (a single thumbnail is 16:9 at most)
+    strips = re.findall(r'<img class="summary" src="data:image/jpeg;base64,([^"]+)"', dom)
+    assert strips, "no summary strips rendered"
+    shapes = [cv2.imdecode(np.frombuffer(base64.b64decode(s), np.uint8), cv2.IMREAD_COLOR).shape for s in strips]
+    assert any(w > 2 * h for h, w, _ in shapes), shapes
     for data in thumbs:
         assert cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR) is not None

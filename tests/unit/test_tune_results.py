@@ -136,3 +136,25 @@ def test_a_setting_replaces_the_defaults_only_beyond_validation_noise():
     assert choose_trial([defaults, costly, clear]) is clear
     costly["vs_defaults_new_videos"] = {"lo": -0.1, "hi": 0.02}  # within noise there: taken
     assert choose_trial([defaults, costly, clear]) is costly
+
+
+def test_new_videos_are_scored_the_best_way_that_keeps_the_content_only_promise():
+    from pipelines.fitting import pick_new_video_scoring
+
+    def row(scale, offset, overall, new):
+        return {"new_video_scale": scale, "new_video_offset": offset, "val_ndcg@10": overall,
+                "val_new_videos_ndcg@10": new}  # fmt: skip
+
+    defaults = row(1.0, 0.0, 0.150, 0.000)
+    lifted = row(0.1, 1.0, 0.149, 0.006)  # keeps the promise at 0.006, hardly costs
+    higher = row(0.1, 2.0, 0.145, 0.010)  # keeps it too, costs more than lifted
+    ruinous = row(0.1, 4.0, 0.100, 0.020)  # best on new videos, a third of the NDCG gone: never
+    rows = [defaults, lifted, higher, ruinous]
+    assert pick_new_video_scoring(rows, floor=0.005) is lifted
+    assert pick_new_video_scoring(rows, floor=0.008) is higher
+    # nothing within the allowed loss keeps it: the best on new videos among the allowed
+    assert pick_new_video_scoring(rows, floor=0.05) is higher
+    # the defaults keep it already: they stay unless something keeps it and scores better overall
+    assert (
+        pick_new_video_scoring([row(1.0, 0.0, 0.30, 0.25), row(0.3, 1.0, 0.29, 0.30)], floor=0.2)["val_ndcg@10"] == 0.30
+    )
