@@ -225,8 +225,13 @@ def cmd_search(args: argparse.Namespace) -> object:
         version = raw.decode()
     folder = storage.location(args.workdir) / "models" / version
     index = SearchIndex(folder, OnnxTextEncoder(export_text_onnx()))
-    hits = index.search(args.query, args.k)
-    return {"query": args.query, "model_version": version, "items": [[h.video_id, round(h.score, 4)] for h in hits]}
+    hits = index.search(args.query, args.k, mode=args.mode)
+    return {
+        "query": args.query,
+        "mode": args.mode,
+        "model_version": version,
+        "items": [[h.video_id, round(h.score, 4)] for h in hits],
+    }
 
 
 def cmd_search_eval(args: argparse.Namespace) -> object:
@@ -405,6 +410,8 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--version", default=None, help="a folder under <workdir>/models (default: the live version)")
+    p.add_argument("--mode", choices=("semantic", "lexical", "hybrid"), default="semantic",
+                   help="semantic: the model's item space; lexical: BM25; hybrid: both, fused")  # fmt: skip
     add_cli_options(p, ["workdir", "namespace", "redis_url"])
     p.set_defaults(func=cmd_search)
 

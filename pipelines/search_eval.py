@@ -11,9 +11,10 @@ Tasks (queries built from the catalogue, seeded, the same for every method):
   dropped (titles of 3+ words) and one word of 4+ letters misspelt (two inner letters swapped).
   Relevant: that video. MRR@10.
 
-Methods: ``semantic`` (``recsys.search.SearchIndex``: the model version's item space),
-``bm25`` (``recsys.search.LexicalIndex`` over title, description, tags) and ``hybrid``
-(reciprocal-rank fusion of the two top-100 lists).
+Methods, each a mode of ``recsys.search.SearchIndex`` as ``GET /v1/search?mode=`` serves it:
+``semantic`` (the model version's item space and the captions' embeddings), ``bm25`` (mode
+``lexical``: BM25 over title, description, tags) and ``hybrid`` (reciprocal-rank fusion of the
+two top-100 lists).
 """
 
 from __future__ import annotations
@@ -29,22 +30,19 @@ import pandas as pd
 from pipelines import artifacts, ingest
 from pipelines.config import PipelineConfig
 from pipelines.storage import write_json
-from pipelines.text_features import caption_text
+from pipelines.text_features import video_text
 from recsys.metrics import mrr_at_k, ndcg_at_k
 
 log = logging.getLogger(__name__)
 WORD = re.compile(r"[a-z][a-z0-9']+")
 STOP = frozenset("the a an of and or in on at to for with by from is are was be it its this that".split())
-METHODS = ("semantic", "bm25", "hybrid")
+MODES = {"semantic": "semantic", "bm25": "lexical", "hybrid": "hybrid"}
+"""The methods compared (by their names in the tables) and the ``recsys.search`` mode of each."""
+METHODS = tuple(MODES)
 
 
 def _tags(value: object) -> list[str]:
     return [t.strip().lower() for t in re.split(r"[|,;]", str(value or "")) if t.strip()]
-
-
-def _text(row: dict) -> str:  # type: ignore[type-arg]
-    """The video's caption text as the text features build it (title, description, tag words)."""
-    return caption_text(*(str(row.get(c) or "") for c in ("title", "description", "tags")))
 
 
 def topic_queries(
@@ -59,7 +57,7 @@ def topic_queries(
             if n >= 10:
                 out.append((genre, {pos[r["video_id"]] for r in rows if genre in _tags(r.get("tags"))}))
         return out
-    words_of = {r["video_id"]: [w for w in WORD.findall(_text(r).lower()) if w not in STOP] for r in rows}
+    words_of = {r["video_id"]: [w for w in WORD.findall(video_text(r).lower()) if w not in STOP] for r in rows}
     overall = Counter(w for ws in words_of.values() for w in set(ws))
     by_topic: dict[str, list[dict]] = {}  # type: ignore[type-arg]
     for r in rows:
@@ -106,16 +104,14 @@ def known_item_queries(
 def evaluate_search(cfg: PipelineConfig, run_date: str, topic_style: str, seed: int = 0) -> dict[str, object]:
     """Both tasks for every method on the run date's model; written to
     ``runs/<date>/evaluate/search.json`` and returned."""
-    from recsys.search import DEFAULT_ALPHA, LexicalIndex, SearchIndex, fuse, top
+    from recsys.search import DEFAULT_ALPHA, SearchIndex, top
     from recsys.text_onnx import OnnxTextEncoder, export_text_onnx
 
     t0 = time.perf_counter()
     model = artifacts.load_model(cfg, run_date)
     videos = ingest.load(cfg, run_date).videos
     pos = {v: i for i, v in enumerate(model.items)}
-    texts = {r["video_id"]: _text(r) for r in videos.to_dict("records")}
-    semantic = SearchIndex(model.path, OnnxTextEncoder(export_text_onnx()), alpha=DEFAULT_ALPHA)
-    lexical = LexicalIndex([texts.get(v, "") for v in model.items])
+    index = SearchIndex(model.path, OnnxTextEncoder(export_text_onnx()), alpha=DEFAULT_ALPHA)
     rng = np.random.default_rng(seed)
     tasks = {
         "topic": topic_queries(videos, pos, topic_style, rng),
@@ -125,9 +121,9 @@ def evaluate_search(cfg: PipelineConfig, run_date: str, topic_style: str, seed: 
     for task, queries in tasks.items():
         per: dict[str, dict[str, list[float]]] = {m: {"p@10": [], "ndcg@10": [], "mrr@10": []} for m in METHODS}
         for query, relevant in queries:
-            sem, lex = top(semantic.scores(query), 100), top(lexical.scores(query), 100)
-            ranked = {"semantic": sem[:10], "bm25": lex[:10], "hybrid": fuse([sem, lex], 10)}
-            for m, r in ranked.items():
+            for m, mode in MODES.items():  # exactly what the API answers in that mode
+                scores = index.mode_scores(query, mode)
+                r = top(scores, min(10, int(np.isfinite(scores).sum())))
                 per[m]["p@10"].append(len(set(r.tolist()) & relevant) / 10)
                 per[m]["ndcg@10"].append(ndcg_at_k(r.tolist(), relevant, 10))
                 per[m]["mrr@10"].append(mrr_at_k(r.tolist(), relevant, 10))

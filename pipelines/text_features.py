@@ -77,6 +77,12 @@ def caption_text(title: str, description: str, tags: str) -> str:
     return " ".join(p for p in (title.strip(), description.strip(), tag_words) if p)
 
 
+def video_text(row: dict) -> str:  # type: ignore[type-arg]
+    """``caption_text`` of a videos-table row (missing or NaN fields: empty)."""
+    fields = [row.get(c) for c in ("title", "description", "tags")]
+    return caption_text(*("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in fields))
+
+
 def compute_text_features(
     videos: pd.DataFrame,
     comments: pd.DataFrame,

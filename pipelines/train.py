@@ -30,8 +30,10 @@ from pipelines.config import PipelineConfig
 from pipelines.fitting import fit_and_validation, fit_data, fit_model
 from pipelines.storage import write_json
 from recsys.online import (
+    CAPTIONS_FILE,
     ITEM_TOWER_FILE,
     NUMPY_TOWER_FILE,
+    SEARCH_TEXTS_FILE,
     SUMMARIES_FILE,
     export_numpy_item_tower,
     export_numpy_user_tower,
@@ -131,6 +133,20 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     }
 
 
+def search_texts(cfg: PipelineConfig, run_date: str, items: list[str]) -> list[str]:
+    """Each of the version's videos' title, description and tag words (``text_features.video_text``),
+    in item order; empty where the run's videos table has none."""
+    from pipelines import ingest
+    from pipelines.text_features import video_text
+
+    try:
+        videos = ingest.load(cfg, run_date).videos
+    except FileNotFoundError:
+        return [""] * len(items)
+    text = {str(r["video_id"]): video_text(r) for r in videos.to_dict("records")}
+    return [text.get(v, "") for v in items]
+
+
 def video_summaries(cfg: PipelineConfig, run_date: str, items: list[str]) -> dict[str, dict[str, object]]:
     """Each of the version's videos' summary (``frame_features``): its frames' times in seconds and
     its strip's file name under ``<workdir>/summaries/``; videos without media have none."""
@@ -182,6 +198,10 @@ def export(
         write_json(staging / "train_history.json", result.history)
         write_json(staging / "tuning.json", tuning)
         write_json(staging / SUMMARIES_FILE, video_summaries(cfg, run_date, ds.items))
+        # for text search (``recsys.search``): the pretrained caption similarity at full width, and
+        # the texts BM25 indexes (lexical and hybrid modes)
+        np.save(staging / CAPTIONS_FILE, ds.content.caption.astype(np.float16))
+        write_json(staging / SEARCH_TEXTS_FILE, search_texts(cfg, run_date, ds.items))
         from recsys.model.towers import fusion_weights  # TensorFlow, loaded by training already
 
         weights = fusion_weights(result.item_tower, len(ds.items))

@@ -19,8 +19,10 @@ import numpy as np
 
 NUMPY_TOWER_FILE = "user_tower_numpy.npz"
 ITEM_TOWER_FILE = "item_tower_numpy.npz"
-EXCLUDED_FILE = "published_excluded.npz"
 SUMMARIES_FILE = "summaries.json"  # each video's summary frame times and strip file (pipelines.train)
+CAPTIONS_FILE = "caption_embeddings.npy"  # each video's caption embedding, float16 (pipelines.train; search)
+SEARCH_TEXTS_FILE = "search_texts.json"  # each video's title, description and tag words (lexical search)
+EXCLUDED_FILE = "published_excluded.npz"
 """Per published user, the videos their list left out (written by publish beside the model)."""
 _SETTINGS = (
     "user_pooling",

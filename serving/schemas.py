@@ -72,6 +72,8 @@ class Accepted(BaseModel):
 
 class SearchResults(BaseModel):
     query: str
+    mode: str = "semantic"
+    """semantic (the model's item space), lexical (BM25 over titles, descriptions, tags) or hybrid."""
     user_id: str | None = None
     model_version: str | None
     personalized: bool = False

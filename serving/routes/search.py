@@ -2,7 +2,7 @@
 space (``recsys.search``); with ``user_id``, re-ranked by the user's recent watches."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
@@ -30,6 +30,13 @@ def router(ctx: Context, indexes: SearchIndexes) -> APIRouter:
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="The text query")],
         k: Annotated[int, ctx.k_query()] = 20,
         user_id: Annotated[str | None, Query(pattern=ID_REGEX, description=f"Re-rank for this user: {ID_DOC}")] = None,
+        mode: Annotated[
+            Literal["semantic", "lexical", "hybrid"],
+            Query(
+                description="semantic: the model's item space; lexical: BM25 over titles, descriptions and tags; "
+                "hybrid: both, by reciprocal-rank fusion"
+            ),
+        ] = "semantic",
     ) -> Response:
         if not q.strip():
             raise HTTPException(422, detail="the query is empty")
@@ -53,11 +60,15 @@ def router(ctx: Context, indexes: SearchIndexes) -> APIRouter:
             if has_history[0]:
                 vec = vectors[0]
                 user_scores = lambda idx: scorer.item_vectors[idx] @ vec  # noqa: E731
-        hits = await asyncio.to_thread(index.search, q, k, user_scores, ctx.settings.search_user_weight)
+        try:
+            hits = await asyncio.to_thread(index.search, q, k, user_scores, ctx.settings.search_user_weight, mode=mode)
+        except ValueError as exc:  # a version trained before lexical search had no texts
+            raise HTTPException(503, detail=f"live version {version} cannot be searched in mode {mode}: {exc}") from exc
         ctx.metrics.count_served("search", degraded=False, version=version, items=len(hits))
         return json_response(
             {
                 "query": q,
+                "mode": mode,
                 "user_id": user_id,
                 "model_version": version,
                 "personalized": user_scores is not None,

@@ -61,6 +61,18 @@ def test_search_finds_topics_and_titles_from_the_live_version(pipeline_run, text
             ids = [i["video_id"] for i in answer.json()["items"]]
             found += vid in ids or any(titles[i] == title for i in ids)  # demo titles may repeat
         assert found >= 10, found
+        # the lexical and hybrid modes: a title's words find that title through BM25 too
+        for mode in ("lexical", "hybrid"):
+            found = 0
+            for vid, title in titled[:20]:
+                body = c.get("/v1/search", params={"q": title, "k": 10, "mode": mode}).json()
+                assert body["mode"] == mode and body["model_version"] == version
+                ids = [i["video_id"] for i in body["items"]]
+                found += vid in ids or any(titles[i] == title for i in ids)
+            assert found >= 15, (mode, found)
+        # a word in no video's text: lexical finds nothing, hybrid still answers from the semantic side
+        assert c.get("/v1/search", params={"q": "zqxjv", "mode": "lexical"}).json()["items"] == []
+        assert len(c.get("/v1/search", params={"q": "zqxjv", "k": 5, "mode": "hybrid"}).json()["items"]) == 5
 
         # a user's watches re-rank the matches: same candidates, the user's favourite topic first
         cooking = [v for v, t in topic_of.items() if t == 0][:3]
@@ -81,6 +93,7 @@ def test_search_finds_topics_and_titles_from_the_live_version(pipeline_run, text
             ({"q": "x" * 501}, 422),
             ({"q": "goal", "k": 0}, 422),
             ({"q": "goal", "user_id": "bad id!"}, 422),
+            ({"q": "goal", "mode": "fuzzy"}, 422),
         ):
             assert c.get("/v1/search", params=params).status_code == status, params
         assert "/v1/search" in c.get("/openapi.json").json()["paths"]
