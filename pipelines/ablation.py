@@ -1,7 +1,9 @@
-"""Modality ablation: retrain the two-tower with each set of item-tower inputs, for each fusion,
+"""Modality ablation: retrain the two-tower with each set of item-tower inputs (the video id, the
+text and visual embeddings, optionally the comments' sentiment), for each fusion,
 on the run date's dataset and split, and evaluate every variant through the same code.
 
     vidrec ablate --source S --workdir W --run-date D [--protocol P] [--fusions concat,attention]
+                  [--inputs id_only,id+text+visual,id+text+visual+sentiment]
 
 Writes ``runs/<date>/ablation/report.json`` and prints one table. Nothing is published and the
 run's own model pointer (``runs/<date>/train/model.json``) is left alone.
@@ -24,15 +26,34 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "id+visual": ("id", "visual"),
     "id+text+visual": ("id", "visual", "caption", "comments"),
 }
+"""The input sets compared by default."""
+EXTRA_INPUTS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
+    "id+text+visual+sentiment": (ABLATIONS["id+text+visual"], {"sentiment_input": True}),
+}
+"""More input sets, by name (``--inputs``): the modalities and the model settings that add them."""
 
 
-def run_ablation(cfg: PipelineConfig, run_date: str, fusions: tuple[str, ...] = ("concat",)) -> dict[str, object]:
+def input_sets() -> dict[str, tuple[tuple[str, ...], dict[str, object]]]:
+    return {name: (modalities, {}) for name, modalities in ABLATIONS.items()} | EXTRA_INPUTS
+
+
+def run_ablation(
+    cfg: PipelineConfig,
+    run_date: str,
+    fusions: tuple[str, ...] = ("concat",),
+    inputs: tuple[str, ...] = tuple(ABLATIONS),
+) -> dict[str, object]:
+    known = input_sets()
+    if unknown := [n for n in inputs if n not in known]:
+        raise ValueError(f"unknown input sets {unknown}; choose from {sorted(known)}")
     ds = dataset.load(cfg, run_date)
     rows = []
     for fusion in fusions:
-        for name, modalities in ABLATIONS.items():
+        for name in inputs:
+            modalities, settings = known[name]
             # each variant is trained with the settings given (no tuning per variant)
-            variant = replace(cfg, tune_seconds=0.0, model=replace(cfg.model, fusion=fusion, modalities=modalities))
+            model = replace(cfg.model, fusion=fusion, modalities=modalities, **settings)  # type: ignore[arg-type]
+            variant = replace(cfg, tune_seconds=0.0, model=model)
             summary = train.train_and_export(variant, run_date, ds)
             model = artifacts.load_model_version(variant, str(summary["version"]))
             report = evaluate.evaluate_model(variant, run_date, ds, model, with_baselines=False)

@@ -93,9 +93,10 @@ def cmd_demo_data(args: argparse.Namespace) -> object:
 
 
 def cmd_ablate(args: argparse.Namespace) -> object:
-    from pipelines.ablation import run_ablation
+    from pipelines.ablation import ABLATIONS, run_ablation
 
-    run_ablation(_config(args), args.run_date, tuple(args.fusions.split(",")))
+    inputs = tuple(args.inputs.split(",")) if args.inputs else ABLATIONS
+    run_ablation(_config(args), args.run_date, tuple(args.fusions.split(",")), tuple(inputs))
     return None
 
 
@@ -358,6 +359,8 @@ def _add_experiment_commands(sub: argparse._SubParsersAction) -> None:  # type: 
     p = sub.add_parser("ablate", help="retrain with each set of item-tower inputs and compare")
     _add_common(p)
     p.add_argument("--fusions", default="concat", help="comma-separated: concat,weighted_sum,attention")
+    p.add_argument("--inputs", default="", help="comma-separated input sets (default: the four modality sets; "
+                   "also id+text+visual+sentiment)")  # fmt: skip
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("tune", help="grid search of model settings, judged on validation NDCG@10")
