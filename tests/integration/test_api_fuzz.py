@@ -16,7 +16,7 @@ from tests.conftest import ServerThread, _delete_namespace
 
 def _tiny_model(folder, items: list[str]) -> None:
     """A trained two-tower's folder as search reads it (items, scoring layout, item rows, numpy
-    item tower), trained for one epoch on random content: search is configured and answers."""
+    item tower, caption embeddings, texts for BM25), trained for one epoch on random content: search is configured and answers."""
     import json
     from dataclasses import asdict
 
@@ -24,7 +24,7 @@ def _tiny_model(folder, items: list[str]) -> None:
 
     from recsys.model import ItemContent, TrainingExamples, TwoTowerConfig
     from recsys.model.training import train_two_tower
-    from recsys.online import ITEM_TOWER_FILE, export_numpy_item_tower
+    from recsys.online import CAPTIONS_FILE, ITEM_TOWER_FILE, SEARCH_TEXTS_FILE, export_numpy_item_tower
 
     rng = np.random.default_rng(0)
     n = len(items)
@@ -43,6 +43,8 @@ def _tiny_model(folder, items: list[str]) -> None:
     (folder / "scoring.json").write_text(json.dumps(result.layout.to_json()))
     np.save(folder / "item_embeddings.npy", result.item_matrix())
     export_numpy_item_tower(result.item_tower, content, asdict(cfg), folder / ITEM_TOWER_FILE)
+    np.save(folder / CAPTIONS_FILE, content.caption.astype(np.float16))
+    (folder / SEARCH_TEXTS_FILE).write_text(json.dumps([f"video {v} about goals and dinner" for v in items]))
     # v1 has a summary (and its strip beside the models, as in a workdir); the others none
     (folder / "summaries.json").write_text(json.dumps({"v1": {"timestamps_s": [0.5, 2.0], "strip": "abc.jpg"}}))
     from recsys.frames import summary_strip
