@@ -296,8 +296,9 @@ def test_redis_lost_its_data_republish_from_the_model_folder(pipeline_run, redis
 
 
 def test_videos_without_events_are_scored_from_content_without_tensorflow(pipeline_run):
-    """The model folder's numpy item tower gives a video it never saw the rows the TF tower gave
-    the catalogue's videos without a training event (for new uploads and text queries)."""
+    """The model folder's numpy item tower, with the version's new-video scoring applied, gives a video
+    it never saw the rows the TF tower gave the catalogue's videos without a training event (for new
+    uploads and text queries)."""
     from pipelines import artifacts, dataset
     from recsys.model import ItemContent
     from recsys.online import ITEM_TOWER_FILE, NumpyItemTower
@@ -308,7 +309,8 @@ def test_videos_without_events_are_scored_from_content_without_tensorflow(pipeli
     cold = np.bincount(ds.split.train["item_idx"], minlength=len(ds.items)) == 0
     assert cold.any()
     content = ItemContent(*(getattr(ds.content, f)[cold] for f in ds.content.__dataclass_fields__))
-    rows = NumpyItemTower(model.path / ITEM_TOWER_FILE).rows(content)
+    # scored as the version scores its videos without training events (scale and offset chosen on validation)
+    rows = model.layout.new_video_rows(NumpyItemTower(model.path / ITEM_TOWER_FILE).rows(content))
     d, exported = model.layout.dim, model.item_vectors[cold]
     np.testing.assert_allclose(rows[:, : d + 1], exported[:, : d + 1], atol=1e-4)  # embedding and bias
     prior = model.layout.content_cols
