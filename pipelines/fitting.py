@@ -8,6 +8,7 @@ ablation; nothing here writes files.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -259,6 +260,7 @@ def auto_tune(
 
 NEW_VIDEO_SCALES = (1.0, 0.3, 0.1)
 NEW_VIDEO_OFFSETS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+NEW_VIDEO_PRIORS = (1.0, 2.0, 4.0)
 NEW_VIDEO_MAX_LOSS = 0.05
 """A way of scoring new videos may cost at most this share of the defaults' validation NDCG@10."""
 NEW_VIDEO_MIN_USERS = 50
@@ -268,10 +270,11 @@ for content_only, and far worse on test, 0.02 vs 0.15)."""
 
 
 def choose_new_video_scoring(result: TrainResult, ds: dataset.Dataset, data: FitData) -> dict[str, object]:
-    """How the model scores videos without training events (``ScoreLayout.new_video_scale`` and
-    ``new_video_offset``), chosen on the validation split: every pair of ``NEW_VIDEO_SCALES`` x
-    ``NEW_VIDEO_OFFSETS`` ranks the validation users once; among those within
-    ``NEW_VIDEO_MAX_LOSS`` of the defaults' (1, 0) NDCG@10, the best NDCG@10 among those that
+    """How the model scores videos without training events (``ScoreLayout.new_video_scale``,
+    ``new_video_offset`` and ``new_video_prior``), chosen on the validation split: every combination
+    of ``NEW_VIDEO_SCALES`` x ``NEW_VIDEO_OFFSETS`` x ``NEW_VIDEO_PRIORS`` (the last only with a
+    content prior) ranks the validation users once; among those within ``NEW_VIDEO_MAX_LOSS`` of
+    the defaults' (1, 0, 1) NDCG@10, the best NDCG@10 among those that
     score the validation watches of new videos at least as well as ``content_only`` does (the
     promise: a new video is ranked no worse than by its content alone), else the best on those
     watches. Fewer than ``NEW_VIDEO_MIN_USERS`` users with such a watch: the defaults.
@@ -284,7 +287,10 @@ def choose_new_video_scoring(result: TrainResult, ds: dataset.Dataset, data: Fit
     from recsys.retrieval import Catalogue, rank
 
     val, fit = data.validation, data.events
-    record: dict[str, object] = {"chosen": {"new_video_scale": 1.0, "new_video_offset": 0.0}, "rows": []}
+    record: dict[str, object] = {
+        "chosen": {"new_video_scale": 1.0, "new_video_offset": 0.0, "new_video_prior": 1.0},
+        "rows": [],
+    }
     if val is None or fit is None or result.new_items is None or not len(val.user):
         return record | {"reason": "no validation split"}
     new = set(np.flatnonzero(result.new_items).tolist())
@@ -298,24 +304,26 @@ def choose_new_video_scoring(result: TrainResult, ds: dataset.Dataset, data: Fit
     vectors = result.user_vectors(val.history, val.user, val.weight)
     base = item_matrix_as_trained(result)
     rows: list[dict[str, float]] = []
-    for scale in NEW_VIDEO_SCALES:
-        for offset in NEW_VIDEO_OFFSETS:
-            layout = replace(result.layout, new_video_scale=scale, new_video_offset=offset)
-            matrix = base.copy()
-            matrix[result.new_items] = layout.new_video_rows(base[result.new_items])
-            catalogue = Catalogue(matrix, layout, result.item_birth, result.birth_from_event)
-            ranked = rank(vectors, catalogue, 10, val.exclude, now=val.now)[0]
-            rows.append(
-                {
-                    "new_video_scale": scale,
-                    "new_video_offset": offset,
-                    "val_ndcg@10": round(float(per_user_ndcg(ranked, val.relevant, 10).mean()), 5),
-                    "val_new_videos_ndcg@10": round(float(per_user_ndcg(ranked[cold_rows], cold_rel, 10).mean()), 5),
-                }
-            )
+    for scale, offset, prior in itertools.product(NEW_VIDEO_SCALES, NEW_VIDEO_OFFSETS, NEW_VIDEO_PRIORS):
+        if prior != 1.0 and not result.layout.content_dim:
+            continue
+        layout = replace(result.layout, new_video_scale=scale, new_video_offset=offset, new_video_prior=prior)
+        matrix = base.copy()
+        matrix[result.new_items] = layout.new_video_rows(base[result.new_items])
+        catalogue = Catalogue(matrix, layout, result.item_birth, result.birth_from_event)
+        ranked = rank(vectors, catalogue, 10, val.exclude, now=val.now)[0]
+        rows.append(
+            {
+                "new_video_scale": scale,
+                "new_video_offset": offset,
+                "new_video_prior": prior,
+                "val_ndcg@10": round(float(per_user_ndcg(ranked, val.relevant, 10).mean()), 5),
+                "val_new_videos_ndcg@10": round(float(per_user_ndcg(ranked[cold_rows], cold_rel, 10).mean()), 5),
+            }
+        )
     best = pick_new_video_scoring(rows, floor)
     return record | {
-        "chosen": {k: best[k] for k in ("new_video_scale", "new_video_offset")},
+        "chosen": {k: best[k] for k in ("new_video_scale", "new_video_offset", "new_video_prior")},
         "content_only_val_new_videos_ndcg@10": round(floor, 5),
         "rows": rows,
         "rule": f"within {NEW_VIDEO_MAX_LOSS:.0%} of the defaults' validation NDCG@10, the best of those that rank "

@@ -206,6 +206,24 @@ def _tuning_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
     ]
 
 
+def _new_video_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
+    """The sentence on how videos without training events are scored (``choose_new_video_scoring``)."""
+    nv = tuning.get("new_videos") or {}
+    if not nv.get("chosen"):
+        return []
+    chosen = _setting(nv["chosen"])
+    if not nv.get("rows"):
+        return [f"Videos without training events scored with {chosen} ({nv.get('reason', 'not chosen')})."]
+    pick = next(r for r in nv["rows"] if all(r[k] == v for k, v in nv["chosen"].items()))
+    return [
+        f"Videos without training events scored with **{chosen}**, chosen of {len(nv['rows'])} settings on "
+        f"validation ({nv['validation_users_new_videos']} of {nv['validation_users']} users watched such a video; "
+        f"{nv['rule']}): validation NDCG@10 {pick['val_ndcg@10']:.4f} vs {nv['rows'][0]['val_ndcg@10']:.4f} for the "
+        f"tower as it is, on new videos {pick['val_new_videos_ndcg@10']:.4f} vs {nv['rows'][0]['val_new_videos_ndcg@10']:.4f}"
+        f" (content_only {nv['content_only_val_new_videos_ndcg@10']:.4f})."
+    ]
+
+
 def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-arg]
     lines = [
         f"#### Model: {label} (version `{report['model_version']}`)",
@@ -237,6 +255,7 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
             f"{len(als['grid'])} settings by NDCG@10 on the same kind of validation split (never on test)."
         )
     lines += _tuning_lines(report.get("tuning") or {})
+    lines += _new_video_lines(report.get("tuning") or {})
     for label, p in (report.get("paired") or {}).items():
         lines.append(
             f"Paired, {'all evaluated users' if label == 'all' else label} ({p['users']} users): two_tower minus "

@@ -44,15 +44,20 @@ class ScoreLayout:
     """Added to the freshness bias per day of age (a learned slope, usually negative)."""
     new_video_scale: float = 1.0
     new_video_offset: float = 0.0
+    new_video_prior: float = 1.0
     """How a video without training events (new to the model, or arriving after training) is
-    scored: its embedding columns times ``new_video_scale`` and its bias plus ``new_video_offset``
-    (``new_video_rows``). The tower's embedding of such a video comes from content alone and is
-    less sure than a watched one's; the content prior and the learned bias then carry more of its
-    score. Chosen on validation (``pipelines.fitting.choose_new_video_scoring``)."""
+    scored: its embedding columns times ``new_video_scale``, its bias plus ``new_video_offset``
+    and its content-prior columns times ``new_video_prior`` (``new_video_rows``). The tower's
+    embedding of such a video comes from content alone and is less sure than a watched one's; the
+    content prior and the learned bias then carry more of its score, and a larger prior weight
+    lifts it for the users whose history it resembles rather than for everyone. Chosen on
+    validation (``pipelines.fitting.choose_new_video_scoring``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.new_video_scale <= 1.0:
             raise ValueError(f"new_video_scale must be in (0, 1], got {self.new_video_scale}")
+        if not self.new_video_prior >= 1.0:
+            raise ValueError(f"new_video_prior must be >= 1, got {self.new_video_prior}")
 
     @property
     def total(self) -> int:
@@ -75,6 +80,7 @@ class ScoreLayout:
             "freshness_per_day": self.freshness_per_day,
             "new_video_scale": self.new_video_scale,
             "new_video_offset": self.new_video_offset,
+            "new_video_prior": self.new_video_prior,
         }
 
     @classmethod
@@ -88,15 +94,17 @@ class ScoreLayout:
             float(d.get("freshness_per_day", 0.0)),
             float(d.get("new_video_scale", 1.0)),
             float(d.get("new_video_offset", 0.0)),
+            float(d.get("new_video_prior", 1.0)),
         )
 
     def new_video_rows(self, rows: np.ndarray) -> np.ndarray:
         """Item rows of videos without training events (as the item tower gives them), as they are
-        scored: a copy with ``new_video_scale`` and ``new_video_offset`` applied."""
+        scored: a copy with ``new_video_scale``, ``new_video_offset`` and ``new_video_prior`` applied."""
         out = np.array(rows, np.float32, copy=True)
         out[:, : self.dim] *= np.float32(self.new_video_scale)
         if self.bias_col is not None:
             out[:, self.bias_col] += np.float32(self.new_video_offset)
+        out[:, self.content_cols] *= np.float32(self.new_video_prior)
         return out
 
     def freshness_scores(

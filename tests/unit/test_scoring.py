@@ -182,10 +182,10 @@ def test_content_prior_keeps_content_similarities(n_items):
 
 
 def test_new_video_rows_scale_the_embedding_and_lift_the_bias_and_keep_similarity():
-    layout = ScoreLayout(dim=2, bias=True, content_dim=1, new_video_scale=0.25, new_video_offset=1.5)
+    layout = ScoreLayout(dim=2, bias=True, content_dim=1, new_video_scale=0.25, new_video_offset=1.5, new_video_prior=2)
     rows = np.array([[0.6, 0.8, 0.1, 0.5], [1.0, 0.0, -0.2, 0.3]], np.float32)
     new = layout.new_video_rows(rows)
-    np.testing.assert_allclose(new, [[0.15, 0.2, 1.6, 0.5], [0.25, 0.0, 1.3, 0.3]], rtol=1e-6)
+    np.testing.assert_allclose(new, [[0.15, 0.2, 1.6, 1.0], [0.25, 0.0, 1.3, 0.6]], rtol=1e-6)
     np.testing.assert_allclose(rows[0], [0.6, 0.8, 0.1, 0.5])  # a copy
     # similar videos are judged on the embeddings' directions, scaled or not
     np.testing.assert_allclose(layout.similarity_vectors(new), rows[:, :2], rtol=1e-6)
@@ -193,3 +193,5 @@ def test_new_video_rows_scale_the_embedding_and_lift_the_bias_and_keep_similarit
     assert ScoreLayout.from_json({"dim": 2}).new_video_scale == 1.0  # a version from before
     with pytest.raises(ValueError, match="new_video_scale"):
         ScoreLayout(dim=2, new_video_scale=0.0)
+    with pytest.raises(ValueError, match="new_video_prior"):
+        ScoreLayout(dim=2, new_video_prior=0.5)

@@ -84,6 +84,29 @@ def _report(two_tower_ndcg: float) -> dict:
             ],
             "seconds": 22.0,
             "budget_seconds": 150.0,
+            "new_videos": {
+                "chosen": {"new_video_scale": 0.3, "new_video_offset": 1.0, "new_video_prior": 2.0},
+                "validation_users": 9,
+                "validation_users_new_videos": 4,
+                "content_only_val_new_videos_ndcg@10": 0.02,
+                "rule": "the rule",
+                "rows": [
+                    {
+                        "new_video_scale": 1.0,
+                        "new_video_offset": 0.0,
+                        "new_video_prior": 1.0,
+                        "val_ndcg@10": 0.25,
+                        "val_new_videos_ndcg@10": 0.01,
+                    },
+                    {
+                        "new_video_scale": 0.3,
+                        "new_video_offset": 1.0,
+                        "new_video_prior": 2.0,
+                        "val_ndcg@10": 0.245,
+                        "val_new_videos_ndcg@10": 0.03,
+                    },
+                ],
+            },  # fmt: skip
         },
         "training": {"epochs_run": 4, "best_epoch": 2, "validation_users": 9, "val_ndcg@10": [0.1, 0.3, 0.2, 0.2]},
         "baseline_tuning": {"als": {"factors": 32, "regularization": 1.0, "validation_users": 9, "grid": [{}] * 9}},
@@ -110,6 +133,10 @@ def test_results_page_renders_reports(tmp_path):
     assert "**" not in rows[1].split("|")[2]
     assert "Users evaluated: 10 of 12" in page and "best epoch 2" in page
     assert "| cold_videos | 10 |" in page and "factors=32" in page
+    assert "scored with **new_video_scale=0.3, new_video_offset=1.0, new_video_prior=2.0**, chosen of 2" in page
+    assert (
+        "validation NDCG@10 0.2450 vs 0.2500" in page and "on new videos 0.0300 vs 0.0100 (content_only 0.0200)" in page
+    )
     # experiments with no reports are left out rather than rendered empty
     assert "## Demo source" not in page
     with pytest.raises(ValueError, match="unknown experiment"):
