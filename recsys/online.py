@@ -63,6 +63,9 @@ def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path)
         arrays["query"] = user_tower.pool_query.numpy()
     if config.get("content_prior"):
         arrays["content_weight"] = np.asarray(user_tower.content_weight().numpy(), np.float32)
+        # the history's content profile comes from this table, as in the TF tower: the item rows'
+        # prior columns of videos without training events are weighted for scoring (``new_video_prior``)
+        arrays["prior"] = user_tower.item_tower.prior.numpy()[:, : int(config["content_prior_dim"])]
     arrays["config"] = np.frombuffer(json.dumps({k: config.get(k) for k in _SETTINGS}).encode(), np.uint8)
     with path.open("wb") as f:
         np.savez(f, **arrays)
@@ -84,11 +87,14 @@ class NumpyUserTower:
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         emb = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 1e-12)
         self.items = np.concatenate([emb, pad[:, :d]])
-        self.prior = (
-            np.concatenate([item_vectors[:, item_vectors.shape[1] - self.content_dim :], pad[:, : self.content_dim]])
-            if self.content_dim
-            else None
-        )
+        self.prior = None
+        if self.content_dim:
+            table = self.w.get("prior")
+            if table is not None and table.shape == (len(item_vectors) + 1, self.content_dim):
+                self.prior = np.asarray(table, np.float32)  # the last row: the padding, zeros
+            else:  # a version from before the table was exported: the rows' own prior columns
+                cols = item_vectors[:, item_vectors.shape[1] - self.content_dim :]
+                self.prior = np.concatenate([cols, pad[:, : self.content_dim]])
         self.pad = len(item_vectors)
         self.unknown_user = len(self.w["user_embedding"]) - 1
 

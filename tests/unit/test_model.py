@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -280,7 +282,13 @@ def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
     users = np.array([0, 2, 3], np.int32)  # 3 = the unknown user
     expected = user_tower({"history": history, "user": users, "weight": weight}).numpy()
     export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
-    tower = NumpyUserTower(tmp_path / "tower.npz", item_matrix(item_tower, 12, layout_of(cfg)))
+    # videos 3 and 4 had no training events: their rows are scored otherwise (``new_video_rows``);
+    # in a history they count as the TF tower counts them
+    assert cfg.content_prior
+    rows = item_matrix(item_tower, 12, layout_of(cfg))
+    new = replace(layout_of(cfg), new_video_scale=0.3, new_video_offset=1.0, new_video_prior=4.0)
+    rows[[3, 4]] = new.new_video_rows(rows[[3, 4]])
+    tower = NumpyUserTower(tmp_path / "tower.npz", rows)
     np.testing.assert_allclose(tower(history, weight, users), expected, atol=1e-5)
     # no user index given = the unknown user's row
     np.testing.assert_allclose(tower(history[2:], weight[2:]), expected[2:], atol=1e-5)
