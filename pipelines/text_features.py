@@ -109,12 +109,17 @@ def compute_text_features(
     c = c[c["text"] != ""].drop_duplicates(["video_id", "text"])
     created = pd.to_numeric(c["created_at"], errors="coerce") if "created_at" in c else pd.Series(np.nan, index=c.index)
     age_days = ((now_epoch_s - created) / 86400.0).clip(lower=0).fillna(0.0)
-    c = c.assign(weight=(1.0 + np.log1p(c["likes"].clip(lower=0))) * 0.5 ** (age_days / half_life_days))
+    # weight (1 + log(1 + likes)) * 0.5 ** (age / half-life), taken in log space and relative to the
+    # video's heaviest comment: only the ratios matter, and years-old comments (MovieLens tags)
+    # would otherwise underflow to weights too small to average or normalise
+    log_weight = np.log1p(np.log1p(c["likes"].clip(lower=0))) - np.log(2.0) * age_days / half_life_days
+    c = c.assign(log_weight=log_weight)
     top = (
-        c.sort_values(["video_id", "weight", "comment_id"], ascending=[True, False, True], kind="stable")
+        c.sort_values(["video_id", "log_weight", "comment_id"], ascending=[True, False, True], kind="stable")
         .groupby("video_id", sort=False)
         .head(max_comments)
     )
+    top = top.assign(weight=np.exp(top["log_weight"] - top.groupby("video_id")["log_weight"].transform("max")))
     pos = {vid: i for i, vid in enumerate(videos["video_id"])}
     top = top[top["video_id"].isin(pos)]
     comment_emb = encoder.encode(top["text"].tolist())

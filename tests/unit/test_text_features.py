@@ -72,6 +72,28 @@ def test_recent_and_liked_comments_weigh_more():
     assert f1.loc[0, "num_comments"] == 1 and f1.loc[0, "comments_embedding"][2] == 1.0
 
 
+def test_years_old_comments_keep_their_embedding_and_sentiment():
+    """MovieLens tags are a decade old at the run date: their weights are only compared with each
+    other (a 0.5 ** 120 weight once underflowed the normalisation, leaving a zero vector)."""
+    videos = pd.DataFrame({"video_id": ["a"], "title": ["x"], "description": [""], "tags": [""]})
+    day = 86400
+    comments = pd.DataFrame(
+        {
+            "video_id": ["a", "a"],
+            "text": ["cat great", "car"],
+            "likes": [0, 0],
+            "comment_id": ["1", "2"],
+            "created_at": [0, 30 * day],  # "cat great" one half-life older than "car"
+        }
+    )
+    now = 30 * day + 3650 * day  # ten years after the newer one
+    f = compute_text_features(videos, comments, BagOfWordsEncoder(), 20, 100, now_epoch_s=now, half_life_days=30)
+    w = np.array([0.5, 0, 1.0, 0])  # as if they were new: cat 0.5, car 1.0
+    np.testing.assert_allclose(f.loc[0, "comments_embedding"], w / np.linalg.norm(w), atol=1e-6)
+    # VADER: "great" is positive, "car" neutral; the average weighs them 0.5 and 1
+    assert 0.1 < f.loc[0, "sentiment"] < 0.5
+
+
 def test_cached_encoder_encodes_each_text_once(tmp_path):
     from pipelines.text_features import CachedTextEncoder
 
