@@ -101,7 +101,8 @@ def experiments(var: Path) -> list[Experiment]:
             if data == "demo" and protocol == "global_time":
                 commands.append(["ablate", *flags, "--inputs", ",".join([*ABLATIONS, SENTIMENT]), "{tuned}"])
             if data == "ml" and protocol == "user_time":  # tags as comments: does their sentiment help?
-                commands.append(["ablate", *flags, "--inputs", f"id+text+visual,{SENTIMENT}", "{tuned}"])
+                # against the run's own model (same settings; its inputs need no second training)
+                commands.append(["ablate", *flags, "--inputs", SENTIMENT, "{tuned}"])
             if protocol == "user_time":  # search on the model of this run (its catalogue, no held-out data)
                 commands.append(["search-eval", *flags, "--topics", "vocabulary" if data == "demo" else "name"])
             title, about = DATASETS[data]
@@ -348,7 +349,34 @@ def summary_table(var: Path, names: list[str]) -> list[str]:
     ]
 
 
-def render_ablation(ab: dict) -> list[str]:  # type: ignore[type-arg]
+RUN_MODEL = " (the run's model)"
+
+
+def run_row(report: dict) -> dict:  # type: ignore[type-arg]
+    """The run's own model as a row of its ablation table (the ablation retrains other input sets
+    with the same settings; the run's set need not be trained twice)."""
+    from pipelines.ablation import ABLATIONS
+
+    mc = report.get("model_config") or {}
+    modalities = tuple(mc.get("modalities") or ())
+    names = [n for n, m in ABLATIONS.items() if set(m) == set(modalities)]
+    m = report["metrics"]["two_tower"]
+    return {
+        "fusion": mc.get("fusion", ""),
+        "inputs": (names[0] if names else "+".join(modalities)) + RUN_MODEL,
+        **{k: m[k] for k in ("recall@10", "recall@10_se", "ndcg@10", "ndcg@10_se")},
+        "cold_ndcg@10": (report.get("cohorts") or {}).get("cold_videos", {}).get("two_tower", {}).get("ndcg@10"),
+        "fusion_weights": None,
+    }
+
+
+def render_ablation(ab: dict, run_report: dict | None = None) -> list[str]:  # type: ignore[type-arg]
+    """The ablation table; ``run_report``: the run's report, its model first when the ablation did
+    not train the run's input set itself."""
+    rows = list(ab["rows"])
+    own = run_row(run_report) if run_report is not None else None
+    if own is not None and own["inputs"].removesuffix(RUN_MODEL) not in {r["inputs"] for r in rows}:
+        rows.insert(0, own)
     lines = [
         f"#### Input ablation (protocol `{ab['protocol']}`; the settings chosen by tuning, each input set trained "
         "once; visual absent where the data has no video files)",
@@ -356,7 +384,7 @@ def render_ablation(ab: dict) -> list[str]:  # type: ignore[type-arg]
         "| fusion | item-tower inputs | recall@10 | ndcg@10 | cold-video ndcg@10 | learned modality weights |",
         "|---|---|---|---|---|---|",
     ]
-    for r in ab["rows"]:
+    for r in rows:
         cold = "" if r["cold_ndcg@10"] is None else f"{r['cold_ndcg@10']:.4f}"
         w = r.get("fusion_weights")
         weights = ", ".join(f"{k} {v:.2f}" for k, v in w.items()) if w else ""
@@ -454,7 +482,9 @@ def render(var: Path, names: list[str]) -> str:
         if (out / "tuning.json").exists():
             lines += render_tuning(json.loads((out / "tuning.json").read_text()))
         if (out / "ablation.json").exists():
-            lines += render_ablation(json.loads((out / "ablation.json").read_text()))
+            first = out / f"report-{next(iter(exp.reports.values()))}.json"
+            run_report = json.loads(first.read_text()) if first.exists() else None
+            lines += render_ablation(json.loads((out / "ablation.json").read_text()), run_report)
         if (out / "search.json").exists():
             lines += render_search(json.loads((out / "search.json").read_text()))
     return "\n".join(lines).rstrip() + "\n"

@@ -118,7 +118,13 @@ def test_results_page_renders_reports(tmp_path):
     out = var / "reports" / "ml-user-time"
     out.mkdir(parents=True)
     (out / "commands.json").write_text(json.dumps([{"command": "vidrec run --protocol user_time", "seconds": 1.0}]))
-    (out / "report-tuned on validation.json").write_text(json.dumps(_report(0.3)))
+    report = _report(0.3) | {
+        "model_config": {"fusion": "concat", "modalities": ["id", "visual", "caption", "comments"]}
+    }
+    (out / "report-tuned on validation.json").write_text(json.dumps(report))
+    extra = {"fusion": "concat", "inputs": "id+text+visual+sentiment", "recall@10": 0.2, "recall@10_se": 0.01}
+    extra |= {"ndcg@10": 0.29, "ndcg@10_se": 0.01, "cold_ndcg@10": 0.06, "fusion_weights": None}
+    (out / "ablation.json").write_text(json.dumps({"protocol": "user_time", "rows": [extra]}))
     page = results.results(var, tmp_path / "results.md", cli.main, ["ml-user-time"], render_only=True).read_text()
     assert "## MovieLens latest-small, per-user time split" in page
     assert "vidrec run --protocol user_time" in page
@@ -137,6 +143,10 @@ def test_results_page_renders_reports(tmp_path):
     assert (
         "validation NDCG@10 0.2450 vs 0.2500" in page and "on new videos 0.0300 vs 0.0100 (content_only 0.0200)" in page
     )
+    # the ablation trained only the extra input set: the run's model is its first row
+    ablation = [line for line in page.splitlines() if line.startswith("| concat |")]
+    assert ablation[0].startswith("| concat | id+text+visual (the run's model) |") and "| 0.0500 |" in ablation[0]
+    assert ablation[1].startswith("| concat | id+text+visual+sentiment |") and len(ablation) == 2
     # experiments with no reports are left out rather than rendered empty
     assert "## Demo source" not in page
     with pytest.raises(ValueError, match="unknown experiment"):
