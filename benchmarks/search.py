@@ -12,9 +12,10 @@ caption encoder next to sentence-transformers on the same queries.
 3. Starts the API (uvicorn, one worker) with search configured and drives, with ``wrk``, first
    ``GET /v1/users/{random user}/recommendations?k=20`` (every answer a cache hit), then
    ``GET /v1/search?q={query}&k=20`` twice, each for S seconds at C connections: every query new
-   (a request number appended, so each is encoded: the worst case) and the 300 queries drawn
-   again and again (after the first, each answered from the API's query-embedding cache, as a
-   search service's head queries are; ``search_query_cache``).
+   (a request number appended, so each is encoded and scored: the worst case) and the 300 queries
+   drawn again and again (after the first, each answered from the API's kept answers, as a search
+   service's head queries are; ``search_query_cache``). Well-formed requests of both routes take
+   the pure-ASGI fast paths (``serving.fastpath``).
 
 Target (issue 17): search requests/s >= 0.3 of the cache-hit path's. wrk, the API and Redis share
 this machine's cores. Needs ``wrk``.

@@ -12,7 +12,7 @@ Videos in the ``exclude`` parameter and videos the user watched recently (``POST
 are filtered from whatever is served. The cache-hit path is one Redis round trip.
 
 Layout: ``schemas`` (bodies), ``routes/`` (one module per resource), ``fastpath`` (the pure-ASGI
-recommendations path and the request metrics), ``auth``, ``store`` (the Redis read side behind
+recommendations and search paths, the request metrics), ``auth``, ``store`` (the Redis read side behind
 ``breaker``), ``online`` (numpy scoring for users without a list).
 """
 
@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from serving.fastpath import FastPath, ObserveMiddleware
+from serving.fastpath import FastPath, ObserveMiddleware, SearchFastPath
 from serving.metrics import Metrics
 from serving.routes import build_router
 from serving.settings import Settings, get_settings
@@ -50,10 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await store.close()
 
     app = FastAPI(title="vidrec", version="0.2.0", lifespan=lifespan)
-    v1, health, recommend = build_router(settings, metrics)
+    v1, health, recommend, find = build_router(settings, metrics)
     app.include_router(v1)
     app.include_router(health)
-    # Starlette puts the last added outermost: FastPath -> ObserveMiddleware -> FastAPI's routes.
+    # Starlette puts the last added outermost: FastPath -> SearchFastPath -> ObserveMiddleware ->
+    # FastAPI's routes.
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SearchFastPath, handler=find, settings=settings, metrics=metrics)
     app.add_middleware(FastPath, handler=recommend, settings=settings, metrics=metrics)
     return app

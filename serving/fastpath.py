@@ -1,5 +1,5 @@
-"""Pure ASGI layers in front of FastAPI: the recommendations fast path and the request metrics
-(with the body-size limit)."""
+"""Pure ASGI layers in front of FastAPI: the recommendations and search fast paths and the
+request metrics (with the body-size limit)."""
 
 import re
 import time
@@ -11,66 +11,65 @@ from fastapi import HTTPException
 from serving.auth import key_accepted
 from serving.metrics import Metrics
 from serving.routes.common import dumps, json_response
-from serving.schemas import ID_REGEX, MAX_EXCLUDE_CHARS, RECOMMENDATIONS_ROUTE
+from serving.schemas import (
+    ID_REGEX,
+    MAX_EXCLUDE_CHARS,
+    MAX_QUERY_CHARS,
+    RECOMMENDATIONS_ROUTE,
+    SEARCH_MODES,
+    SEARCH_ROUTE,
+)
 from serving.settings import Settings
-from serving.store import RedisTopKStore
 
 ID_RE = re.compile(ID_REGEX[1:-1])  # for fullmatch
 
 
-class FastPath:
-    """Pure ASGI, in front of FastAPI: ``GET /v1/users/{user_id}/recommendations`` with well-formed
-    parameters is answered here, by the same handler as the FastAPI route, without FastAPI's
-    routing, dependency injection and validation (about 3x the requests per second; see
-    ``benchmarks/serving.py``). Every request this does not fully accept (a bad id, k out of range,
-    repeated or odd parameters, a missing or wrong API key, another route) goes to FastAPI
+class _PurePath:
+    """Pure ASGI, in front of FastAPI: one GET route answered by the route's own handler without
+    FastAPI's routing, dependency injection and validation, when ``_accept`` finds the request as
+    FastAPI's validation would pass it (the handler's arguments); anything else goes to FastAPI
     unchanged, so errors keep FastAPI's 422/401/403 bodies. It sits outside ObserveMiddleware and
-    counts its own requests under the same route template."""
+    counts its own requests under the route's template."""
 
-    PREFIX, SUFFIX = "/v1/users/", "/recommendations"
+    route = ""
 
     def __init__(
         self,
         app: Callable[..., Awaitable[None]],
-        handler: Callable[[RedisTopKStore, str, int, str], Awaitable[bytes]],
+        handler: Callable[..., Awaitable[bytes]],
         settings: Settings,
         metrics: Metrics,
     ) -> None:
         self.app, self.handler, self.max_k, self.metrics = app, handler, settings.max_k, metrics
         self.keys = settings.key_set()
 
-    def _accept(self, scope: dict) -> tuple[str, int, str] | None:  # type: ignore[type-arg]
-        """(user_id, k, exclude) when FastAPI's validation would pass them as they are, else None."""
-        path = scope["path"]
-        if not (path.startswith(self.PREFIX) and path.endswith(self.SUFFIX)):
-            return None
-        user_id = path[len(self.PREFIX) : -len(self.SUFFIX)]
-        if not ID_RE.fullmatch(user_id):
-            return None
-        k, exclude = 20, ""
+    def _accept(self, scope: dict) -> tuple[object, ...] | None:  # type: ignore[type-arg]
+        raise NotImplementedError
+
+    def _params(self, scope: dict) -> dict[str, str] | None:  # type: ignore[type-arg]
+        """The query parameters, None when one is repeated (FastAPI's rules then apply) or the API
+        key is missing or wrong."""
+        params: list[tuple[str, str]] = []
         if qs := scope["query_string"]:
             text = qs.decode("latin-1")
             if "%" in text or "+" in text:
                 params = parse_qsl(text, keep_blank_values=True)
             else:  # nothing encoded: the same pairs as parse_qsl, without its per-call cost
                 params = [(n, v) for n, _, v in (p.partition("=") for p in text.split("&") if p)]
-            names = [n for n, _ in params]
-            if len(set(names)) != len(names):
-                return None
-            for name, value in params:
-                if name == "k":
-                    if not (value.isascii() and value.isdigit() and len(value) <= 6):
-                        return None
-                    k = int(value)
-                elif name == "exclude":
-                    exclude = value
-            if not 1 <= k <= self.max_k or len(exclude) > MAX_EXCLUDE_CHARS:
-                return None
+        out = dict(params)
+        if len(out) != len(params):
+            return None
         if self.keys:
             given = next((v for n, v in scope["headers"] if n == b"x-api-key"), None)
             if given is None or not key_accepted(given, self.keys):
                 return None
-        return user_id, k, exclude
+        return out
+
+    def _k(self, value: str) -> int | None:
+        if not (value.isascii() and value.isdigit() and len(value) <= 6):
+            return None
+        k = int(value)
+        return k if 1 <= k <= self.max_k else None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[type-arg]
         if scope["type"] != "http" or scope["method"] != "GET" or (accepted := self._accept(scope)) is None:
@@ -94,7 +93,49 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        self.metrics.observe("GET", RECOMMENDATIONS_ROUTE, status, time.perf_counter() - t0)
+        self.metrics.observe("GET", self.route, status, time.perf_counter() - t0)
+
+
+class FastPath(_PurePath):
+    """``GET /v1/users/{user_id}/recommendations`` with well-formed parameters (about 3x the
+    requests per second of the FastAPI route; see ``benchmarks/serving.py``)."""
+
+    PREFIX, SUFFIX = "/v1/users/", "/recommendations"
+    route = RECOMMENDATIONS_ROUTE
+
+    def _accept(self, scope: dict) -> tuple[str, int, str] | None:  # type: ignore[type-arg]
+        """(user_id, k, exclude) when FastAPI's validation would pass them as they are, else None."""
+        path = scope["path"]
+        if not (path.startswith(self.PREFIX) and path.endswith(self.SUFFIX)):
+            return None
+        user_id = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        if not ID_RE.fullmatch(user_id) or (params := self._params(scope)) is None:
+            return None
+        k = self._k(params.get("k", "20"))
+        exclude = params.get("exclude", "")
+        if k is None or len(exclude) > MAX_EXCLUDE_CHARS:
+            return None
+        return user_id, k, exclude
+
+
+class SearchFastPath(_PurePath):
+    """``GET /v1/search`` with well-formed parameters (``q`` within its length, ``k`` in range, a
+    known ``mode``, a well-formed ``user_id`` or none): a search whose answer is kept
+    (``serving.routes.search.Search``) then costs about what a cache-hit recommendation does."""
+
+    route = SEARCH_ROUTE
+
+    def _accept(self, scope: dict) -> tuple[str, int, str | None, str] | None:  # type: ignore[type-arg]
+        """(q, k, user_id, mode) when FastAPI's validation would pass them as they are, else None."""
+        if scope["path"] != SEARCH_ROUTE or (params := self._params(scope)) is None:
+            return None
+        q, k, user_id = params.get("q", ""), self._k(params.get("k", "20")), params.get("user_id")
+        mode = params.get("mode", "semantic")
+        if not 1 <= len(q) <= MAX_QUERY_CHARS or k is None or mode not in SEARCH_MODES:
+            return None
+        if user_id is not None and not ID_RE.fullmatch(user_id):
+            return None
+        return q, k, user_id, mode
 
 
 class ObserveMiddleware:

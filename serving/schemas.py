@@ -8,6 +8,9 @@ ID_REGEX = r"^[A-Za-z0-9_.:\-]{1,128}$"  # recsys.contract.ID_PATTERN (that modu
 ID_DOC = "1-128 of A-Z a-z 0-9 _ . : -"
 RECOMMENDATIONS_ROUTE = "/v1/users/{user_id}/recommendations"
 MAX_EXCLUDE_CHARS = 10_000
+SEARCH_ROUTE = "/v1/search"
+SEARCH_MODES = ("semantic", "lexical", "hybrid")  # recsys.search.MODES (that module needs numpy)
+MAX_QUERY_CHARS = 500
 
 
 class Item(BaseModel):

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     search_user_weight: float = Field(0.3, ge=0, le=10)
     """Search with ``user_id``: weight of the user's standardised score when re-ranking the matches."""
     search_query_cache: int = Field(10_000, ge=0)
-    """Search: how many distinct queries' text embeddings are kept (least recently used out; 0: none)."""
+    """Search: how many distinct queries' text embeddings, and answers without a user, are kept
+    (least recently used out; 0: none)."""
     max_k: int = Field(500, ge=1)
     """Largest k a client may ask for."""
     api_keys: str = ""

@@ -86,6 +86,13 @@ def test_search_finds_topics_and_titles_from_the_live_version(pipeline_run, text
         )
         unknown = c.get("/v1/search", params={"q": "dinner", "k": 5, "user_id": "nobody-here"}).json()
         assert not unknown["personalized"] and len(unknown["items"]) == 5
+        # the fast path and FastAPI's route (where a repeated parameter goes, the last value winning)
+        # answer alike; the repeated query is answered from the kept answers, the same body
+        fast = c.get("/v1/search?q=dinner&k=10")
+        routed = c.get("/v1/search?k=3&q=dinner&k=10")
+        assert fast.status_code == routed.status_code == 200 and fast.json() == routed.json() == plain
+        assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+        assert 'route="/v1/search"' in c.get("/metrics").text
 
         for params, status in (
             ({"q": ""}, 422),

@@ -263,3 +263,34 @@ def test_fast_path_accepts_only_what_validation_would_pass_unchanged():
         assert accept(path, qs) is None, (path, qs)
     assert accept("/v1/users/u1/recommendations", key=None) is None  # FastAPI answers 401
     assert accept("/v1/users/u1/recommendations", key=b"k2") is None  # and 403
+
+
+def test_search_fast_path_accepts_only_what_validation_would_pass_unchanged():
+    from serving.fastpath import SearchFastPath
+    from serving.metrics import Metrics
+
+    async def handler(*_: object) -> bytes:
+        return b"{}"
+
+    fast = SearchFastPath(lambda *_: None, handler, Settings(max_k=50, api_keys="k1"), Metrics())  # type: ignore[arg-type]
+
+    def accept(qs: bytes, path: str = "/v1/search", key: bytes | None = b"k1") -> object:
+        headers = [(b"x-api-key", key)] if key is not None else []
+        return fast._accept({"path": path, "query_string": qs, "headers": headers})
+
+    assert accept(b"q=cats") == ("cats", 20, None, "semantic")
+    assert accept(b"q=red+f%C3%BCr%20cats&k=5&mode=hybrid&user_id=u1&x=1") == ("red für cats", 5, "u1", "hybrid")
+    assert accept(b"q=%20") == (" ", 20, None, "semantic")  # blank: the shared handler's 422
+    for qs in [
+        b"",  # no query: FastAPI's 422
+        b"q=",
+        b"q=" + b"x" * 501,
+        b"q=a&k=0",
+        b"q=a&k=51",
+        b"q=a&mode=fuzzy",
+        b"q=a&user_id=bad%20id",
+        b"q=a&q=b",
+    ]:
+        assert accept(qs) is None, qs
+    assert accept(b"q=a", path="/v1/searches") is None
+    assert accept(b"q=a", key=None) is None and accept(b"q=a", key=b"k2") is None
