@@ -90,13 +90,13 @@ def fit_als(
 
 
 def content_vectors(content: ItemContent) -> np.ndarray:
-    """[n_items, d_visual + 2 d_text]: each present modality L2-normalised, absent ones zero."""
-    parts = []
-    for name in ("visual", "caption", "comments"):
-        m = getattr(content, name).astype(np.float32)
-        n = np.linalg.norm(m, axis=1, keepdims=True)
-        parts.append(np.where(n > 0, m / np.maximum(n, 1e-12), 0.0) * getattr(content, f"{name}_mask")[:, None])
-    return np.concatenate(parts, axis=1)
+    """[n_items, d_visual + 2 d_text]: each present modality L2-normalised and centred on the
+    catalogue's mean, absent ones zero (``recsys.model.data.prior_inputs``, the vectors the
+    model's content prior reduces)."""
+    from recsys.model.data import prior_inputs, prior_means
+
+    modalities = ("visual", "caption", "comments")
+    return prior_inputs(content, modalities, prior_means(content, modalities)).astype(np.float32)
 
 
 def fit_content_only(train: pd.DataFrame, num_users: int, content: ItemContent) -> Scorer:

@@ -278,7 +278,8 @@ def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any
         arrays[f"{name}_kernel"], arrays[f"{name}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
     prior_modalities: tuple[str, ...] = ()
     if config.get("content_prior"):
-        _, prior_modalities, arrays["prior_basis"] = content_prior(content, int(config["content_prior_dim"]))
+        _, prior_modalities, arrays["prior_basis"], means = content_prior(content, int(config["content_prior_dim"]))
+        arrays |= {f"prior_mean_{m}": v.astype(np.float32) for m, v in means.items()}
     meta = {
         "fusion": config["fusion"],
         "active": sorted(item_tower.active),
@@ -349,5 +350,10 @@ class NumpyItemTower:
         elif self.meta["freshness"]:
             cols.append(np.zeros((len(h), 1), np.float32))
         if "prior_basis" in self.w:
-            cols.append(prior_inputs(content, tuple(self.meta["prior_modalities"])) @ self.w["prior_basis"])
+            modalities = tuple(self.meta["prior_modalities"])
+            # centred on the catalogue's means (a version from before them: not centred, as trained)
+            means = (
+                {m: self.w[f"prior_mean_{m}"] for m in modalities} if f"prior_mean_{modalities[0]}" in self.w else None
+            )
+            cols.append(prior_inputs(content, modalities, means) @ self.w["prior_basis"])
         return np.concatenate(cols, axis=1).astype(np.float32)

@@ -395,10 +395,13 @@ def test_content_prior_basis_projects_new_videos_like_the_catalogue():
         (base @ rng.normal(size=(6, 24))).astype(np.float32), np.ones(n, np.float32),
         np.zeros((n, 24), np.float32), np.zeros(n, np.float32),
     )  # fmt: skip
-    vectors, modalities, basis = content_prior(content, k)
+    vectors, modalities, basis, means = content_prior(content, k)
     assert modalities == ("visual", "caption")
-    projected = prior_inputs(content, modalities) @ basis
+    projected = prior_inputs(content, modalities, means) @ basis
     np.testing.assert_allclose(projected, vectors, atol=1e-3 * np.abs(vectors).max())
+    # centred: a modality's presence adds nothing on average to the similarities it enters
+    full = prior_inputs(content, modalities, means)
+    np.testing.assert_allclose(full.mean(axis=0), 0.0, atol=1e-9)
 
 
 def test_content_loss_scores_every_candidate_as_a_video_no_one_has_watched():
