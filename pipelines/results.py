@@ -446,7 +446,8 @@ def render(var: Path, names: list[str]) -> str:
         "",
         "Baselines go through the same ranking and metric code as the model: popularity (training watch count), "
         "item_knn (item-item cosine over the binary user x item matrix), als (`implicit`, tuned on validation), "
-        "content_only (user profile = mean of watched items' content vectors). Metric definitions: "
+        "content_only (user profile = mean of watched items' content vectors: each modality's pretrained "
+        "embedding L2-normalised and centred on the catalogue's mean, concatenated). Metric definitions: "
         "`recsys/metrics.py`.",
         "",
         *summary_table(var, names),
