@@ -189,7 +189,9 @@ class UserTower(tf.keras.Model):
         self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="user_hidden")
         self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="user_out")
         if cfg.content_prior:
-            # softplus(raw) weighs the content-only similarity; raw = 0.54 starts it at 1.0
+            # softplus(raw) / temperature weighs the content-only similarity (raw = 0.54: 1 / temperature,
+            # the embeddings' own scale; at temperature 0.05 a weight starting at 1 stayed ~20x
+            # smaller than the embeddings' and the prior hardly counted)
             self.content_weight_raw = self.add_weight(
                 name="content_weight", shape=(), initializer=tf.keras.initializers.Constant(0.5413)
             )
@@ -207,7 +209,7 @@ class UserTower(tf.keras.Model):
             )
 
     def content_weight(self) -> Any:
-        return tf.math.softplus(self.content_weight_raw)
+        return tf.math.softplus(self.content_weight_raw) / self.cfg.temperature
 
     def history_weights(self, items: Any, mask: Any, completion: Any) -> Any:
         """[b, n] pooling weights over the real history positions (padding gets 0).
