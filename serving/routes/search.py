@@ -12,19 +12,23 @@ from serving.routes.common import Context, StoreDep, dumps, live
 from serving.schemas import ID_DOC, ID_REGEX, MAX_QUERY_CHARS, SEARCH_ROUTE, SearchResults
 from serving.store import RedisTopKStore, StoreUnavailable
 
+MAX_KEPT_BYTES = 32 << 20
+"""At most this many bytes of kept search answers."""
+
 
 class Search:
     """The JSON answer for validated parameters (the route and ``serving.fastpath.SearchFastPath``
     share it); raises HTTPException (422/503) with the reason.
 
     Answers without a user are kept per (live version, query, k, mode), the
-    ``search_query_cache`` most recently used of them: search traffic repeats its head queries, and
+    ``search_query_cache`` most recently used of them within ``MAX_KEPT_BYTES``: search traffic repeats its head queries, and
     a repeated one is then answered without encoding or scoring (still from the live version: a
     new version misses). Encoding and scoring run in a worker thread, off the event loop."""
 
     def __init__(self, ctx: Context, indexes: SearchIndexes) -> None:
         self.ctx, self.indexes, self.size = ctx, indexes, ctx.settings.search_query_cache
         self._answers: OrderedDict[tuple[str, str, int, str], tuple[bytes, int]] = OrderedDict()
+        self._bytes = 0
 
     async def __call__(self, store: RedisTopKStore, q: str, k: int, user_id: str | None, mode: str) -> bytes:
         if not q.strip():
@@ -46,12 +50,21 @@ class Search:
             self.ctx.metrics.count_served("search", degraded=False, version=version, items=kept[1])
             return kept[0]
         body, n = await self._answer(version, q, k, user_id, recent, mode)
-        if user_id is None and self.size:
-            self._answers[key] = (body, n)
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
+        if user_id is None:
+            self._keep(key, body, n)
         self.ctx.metrics.count_served("search", degraded=False, version=version, items=n)
         return body
+
+    def _keep(self, key: tuple[str, str, int, str], body: bytes, n: int) -> None:
+        """Keep an answer: the least recently used go past ``search_query_cache`` answers or
+        ``MAX_KEPT_BYTES`` in all (10,000 answers of k=500 would hold ~200 MB)."""
+        if not self.size or len(body) > MAX_KEPT_BYTES:
+            return
+        old = self._answers.pop(key, None)
+        self._bytes += len(body) - (len(old[0]) if old else 0)
+        self._answers[key] = (body, n)
+        while len(self._answers) > self.size or self._bytes > MAX_KEPT_BYTES:
+            self._bytes -= len(self._answers.popitem(last=False)[1][0])
 
     async def _answer(
         self, version: str, q: str, k: int, user_id: str | None, recent: list[str], mode: str

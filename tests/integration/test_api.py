@@ -294,3 +294,23 @@ def test_search_fast_path_accepts_only_what_validation_would_pass_unchanged():
         assert accept(qs) is None, qs
     assert accept(b"q=a", path="/v1/searches") is None
     assert accept(b"q=a", key=None) is None and accept(b"q=a", key=b"k2") is None
+
+
+def test_kept_search_answers_are_bounded_by_count_and_bytes(monkeypatch):
+    from serving.metrics import Metrics
+    from serving.online import OnlineScorers, SearchIndexes
+    from serving.routes import search
+    from serving.routes.common import Context
+
+    ctx = Context(Settings(search_query_cache=3), Metrics(), OnlineScorers(""))
+    kept = search.Search(ctx, SearchIndexes("", "", 0.8))
+    for i in range(5):
+        kept._keep(("v1", f"q{i}", 20, "semantic"), b"x" * 10, 1)
+    assert [k[1] for k in kept._answers] == ["q2", "q3", "q4"] and kept._bytes == 30
+    kept._keep(("v1", "q3", 20, "semantic"), b"y" * 20, 1)  # replaced: counted once, most recent
+    assert [k[1] for k in kept._answers] == ["q2", "q4", "q3"] and kept._bytes == 40
+    monkeypatch.setattr(search, "MAX_KEPT_BYTES", 45)
+    kept._keep(("v1", "q5", 20, "semantic"), b"z" * 15, 1)  # 55 bytes: the oldest goes
+    assert [k[1] for k in kept._answers] == ["q4", "q3", "q5"] and kept._bytes == 45
+    kept._keep(("v1", "big", 20, "semantic"), b"z" * 46, 1)  # larger than the whole budget: not kept
+    assert ("v1", "big", 20, "semantic") not in kept._answers and kept._bytes == 45
