@@ -352,8 +352,7 @@ class NumpyItemTower:
         if "prior_basis" in self.w:
             modalities = tuple(self.meta["prior_modalities"])
             # centred on the catalogue's means (a version from before them: not centred, as trained)
-            means = (
-                {m: self.w[f"prior_mean_{m}"] for m in modalities} if f"prior_mean_{modalities[0]}" in self.w else None
-            )
+            kept = all(f"prior_mean_{m}" in self.w for m in modalities)
+            means = {m: self.w[f"prior_mean_{m}"] for m in modalities} if kept else None
             cols.append(prior_inputs(content, modalities, means) @ self.w["prior_basis"])
         return np.concatenate(cols, axis=1).astype(np.float32)
