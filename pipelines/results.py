@@ -207,6 +207,24 @@ def _tuning_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
     ]
 
 
+def _prior_weight_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
+    """The sentence on the content prior's weight (``choose_prior_weight``)."""
+    pw = tuning.get("prior_weight") or {}
+    if not pw.get("rows"):
+        return []
+
+    def row(r: dict) -> str:  # type: ignore[type-arg]
+        new = r.get("val_new_videos_ndcg@10")
+        return f"x{r['setting']['prior_weight_factor']:g}: {r['val_ndcg@10']:.4f}" + (
+            f" (new videos {new:.4f})" if new is not None else ""
+        )
+
+    return [
+        f"Content prior's weight: **x{pw['chosen']:g}** of the {pw['learned_weight']:.2f} training learned, chosen on "
+        f"validation NDCG@10 ({pw['rule']}): " + "; ".join(row(r) for r in pw["rows"]) + "."
+    ]
+
+
 def _new_video_lines(tuning: dict) -> list[str]:  # type: ignore[type-arg]
     """The sentence on how videos without training events are scored (``choose_new_video_scoring``)."""
     nv = tuning.get("new_videos") or {}
@@ -256,6 +274,7 @@ def render_report(label: str, report: dict) -> list[str]:  # type: ignore[type-a
             f"{len(als['grid'])} settings by NDCG@10 on the same kind of validation split (never on test)."
         )
     lines += _tuning_lines(report.get("tuning") or {})
+    lines += _prior_weight_lines(report.get("tuning") or {})
     lines += _new_video_lines(report.get("tuning") or {})
     for label, p in (report.get("paired") or {}).items():
         lines.append(

@@ -84,6 +84,12 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         cfg = replace(cfg, model=model_cfg)
     else:
         result = fit_model(cfg.model, ds, data)
+    prior_weight: dict[str, object] = {}
+    if data.validation is not None and cfg.model.tune_prior_weight and cfg.model.content_prior:
+        from pipelines.fitting import choose_prior_weight
+
+        # first: the new-video scoring is then chosen with the queries as they will be
+        tuning["prior_weight"] = prior_weight = choose_prior_weight(result, data.validation)
     new_videos: dict[str, object] = {}
     if data.validation is not None and cfg.model.tune_new_videos:
         from pipelines.fitting import choose_new_video_scoring
@@ -105,6 +111,8 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
             "refit": [1.0],
         }
         result = refit
+        if prior_weight:
+            result.user_tower.content_weight_factor.assign(float(prior_weight["chosen"]))  # type: ignore[arg-type]
     if new_videos:
         result.layout = replace(result.layout, **new_videos["chosen"])  # type: ignore[arg-type]
     examples = data.examples
@@ -128,6 +136,7 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "freshness": result.layout.to_json().get("freshness"),
         "freshness_per_day": result.layout.freshness_per_day,
         "tuning": {k: tuning[k] for k in ("chosen", "trials", "seconds", "budget_seconds") if k in tuning},
+        "prior_weight_factor": prior_weight.get("chosen"),
         "new_videos": new_videos.get("chosen"),
         "seconds": round(time.perf_counter() - t0, 2),
     }

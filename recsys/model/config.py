@@ -80,6 +80,10 @@ class TwoTowerConfig:
     """Choose on the validation split how videos without training events are scored (their
     embedding scaled down, their bias lifted: ``ScoreLayout.new_video_scale``/``new_video_offset``,
     ``pipelines.fitting.choose_new_video_scoring``); False: as the tower gives them."""
+    tune_prior_weight: bool = True
+    """Choose on the validation split a multiplier of the content prior's learned weight
+    (``pipelines.fitting.PRIOR_WEIGHT_FACTORS``, ``choose_prior_weight``): how much the history's
+    content similarity counts in every score; False: as trained."""
     sentiment_input: bool = False
     """Offer each video's comment sentiment (``ItemContent.sentiment``, -1..1, 0 without comments)
     to the item tower: a learned vector, scaled by it, added to the fused features (so to the

@@ -195,6 +195,11 @@ class UserTower(tf.keras.Model):
             self.content_weight_raw = self.add_weight(
                 name="content_weight", shape=(), initializer=tf.keras.initializers.Constant(0.5413)
             )
+            # a multiplier of the learned weight, chosen on validation once training is done
+            # (``pipelines.fitting.choose_prior_weight``): the raw weight moves slowly under Adam
+            self.content_weight_factor = self.add_weight(
+                name="content_weight_factor", shape=(), initializer="ones", trainable=False
+            )
         if cfg.user_pooling == "attention":
             # Recency: a learned vector per history position (the last position is the most recent).
             self.position = self.add_weight(
@@ -209,7 +214,7 @@ class UserTower(tf.keras.Model):
             )
 
     def content_weight(self) -> Any:
-        return tf.math.softplus(self.content_weight_raw) / self.cfg.temperature
+        return self.content_weight_factor * tf.math.softplus(self.content_weight_raw) / self.cfg.temperature
 
     def history_weights(self, items: Any, mask: Any, completion: Any) -> Any:
         """[b, n] pooling weights over the real history positions (padding gets 0).

@@ -280,6 +280,7 @@ def test_numpy_user_tower_matches_tensorflow(tmp_path, settings):
     history = np.array([[pad, pad, 3, 5], [1, 2, 3, 4], [pad, pad, pad, pad]], np.int32)
     weight = rng.uniform(0, 1, (3, 4)).astype(np.float32) * (history != pad)
     users = np.array([0, 2, 3], np.int32)  # 3 = the unknown user
+    user_tower.content_weight_factor.assign(2.0)  # as ``choose_prior_weight`` may leave it
     expected = user_tower({"history": history, "user": users, "weight": weight}).numpy()
     export_numpy_user_tower(user_tower, asdict(cfg), tmp_path / "tower.npz")
     # videos 3 and 4 had no training events: their rows are scored otherwise (``new_video_rows``);
@@ -445,3 +446,48 @@ def test_content_loss_scores_every_candidate_as_a_video_no_one_has_watched():
         rng = np.random.default_rng(3)  # the same batch for both weights
         content = _content(n_items, rng)
     assert np.isfinite(list(losses.values())).all() and losses[1.0] > losses[0.0] > 0
+
+
+def test_prior_weight_chosen_on_validation_where_content_tells_what_is_watched_next():
+    """Training examples carry no signal; on validation each user's next video is the one whose
+    content is nearest their last: a larger prior weight ranks it first, and the choice is left
+    set on the tower (the query's prior columns scale with it)."""
+    from pipelines.fitting import PRIOR_WEIGHT_FACTORS, choose_prior_weight
+    from recsys.model import ValidationSet
+    from recsys.model.data import content_prior_vectors
+    from recsys.model.training import train_two_tower
+
+    rng = np.random.default_rng(3)
+    n_items, n_users = 40, 60
+    content = _content(n_items, rng)
+    user = rng.integers(0, n_users, 512).astype(np.int32)
+    examples = TrainingExamples(
+        history=rng.integers(0, n_items, (512, 3)).astype(np.int32),
+        user=user,
+        item=rng.integers(0, n_items, 512).astype(np.int32),
+    )
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=1, batch_size=64)
+    result = train_two_tower(cfg, content, n_users, examples)
+    prior = content_prior_vectors(content, cfg.content_prior_dim)
+    last = rng.integers(0, n_items, n_users)
+    sim = prior[last] @ prior.T
+    sim[np.arange(n_users), last] = -np.inf
+    history = np.full((n_users, 3), n_items, np.int32)
+    history[:, -1] = last
+    validation = ValidationSet(
+        history=history,
+        weight=np.ones((n_users, 3), np.float32),
+        user=np.arange(n_users, dtype=np.int32),
+        exclude=[np.array([x]) for x in last],
+        relevant=[{int(np.argmax(row))} for row in sim],
+    )
+    before = result.user_vectors(history, validation.user)
+    record = choose_prior_weight(result, validation)
+    assert [r["setting"]["prior_weight_factor"] for r in record["rows"]] == list(PRIOR_WEIGHT_FACTORS)
+    scores = {r["setting"]["prior_weight_factor"]: r["val_ndcg@10"] for r in record["rows"]}
+    assert record["chosen"] > 1.0 and scores[record["chosen"]] > scores[1.0]
+    assert float(result.user_tower.content_weight_factor.numpy()) == record["chosen"]
+    after = result.user_vectors(history, validation.user)
+    d = result.layout.content_dim
+    np.testing.assert_allclose(after[:, -d:], record["chosen"] * before[:, -d:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after[:, :-d], before[:, :-d], atol=1e-6)

@@ -84,6 +84,15 @@ def _report(two_tower_ndcg: float) -> dict:
             ],
             "seconds": 22.0,
             "budget_seconds": 150.0,
+            "prior_weight": {
+                "chosen": 2.0,
+                "learned_weight": 9.5,
+                "rule": "the prior rule",
+                "rows": [
+                    {"setting": {"prior_weight_factor": 1.0}, "val_ndcg@10": 0.24, "val_new_videos_ndcg@10": 0.01},
+                    {"setting": {"prior_weight_factor": 2.0}, "val_ndcg@10": 0.25, "val_new_videos_ndcg@10": None},
+                ],
+            },
             "new_videos": {
                 "chosen": {"new_video_scale": 0.3, "new_video_offset": 1.0, "new_video_prior": 2.0},
                 "validation_users": 9,
@@ -143,6 +152,8 @@ def test_results_page_renders_reports(tmp_path):
     assert (
         "validation NDCG@10 0.2450 vs 0.2500" in page and "on new videos 0.0300 vs 0.0100 (content_only 0.0200)" in page
     )
+    assert "Content prior's weight: **x2** of the 9.50 training learned" in page
+    assert "x1: 0.2400 (new videos 0.0100); x2: 0.2500." in page
     # the ablation trained only the extra input set: the run's model is its first row
     ablation = [line for line in page.splitlines() if line.startswith("| concat |")]
     assert ablation[0].startswith("| concat | id+text+visual (the run's model) |") and "| 0.0500 |" in ablation[0]
