@@ -93,9 +93,9 @@ def content_vectors(content: ItemContent) -> np.ndarray:
     """[n_items, d_visual + 2 d_text]: each present modality L2-normalised and centred on the
     catalogue's mean, absent ones zero (``recsys.model.data.prior_inputs``, the vectors the
     model's content prior reduces)."""
+    from recsys.model.data import PRIOR_MODALITIES as modalities
     from recsys.model.data import prior_inputs, prior_means
 
-    modalities = ("visual", "caption", "comments")
     return prior_inputs(content, modalities, prior_means(content, modalities)).astype(np.float32)
 
 

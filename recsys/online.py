@@ -278,7 +278,9 @@ def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any
         arrays[f"{name}_kernel"], arrays[f"{name}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
     prior_modalities: tuple[str, ...] = ()
     if config.get("content_prior"):
-        _, prior_modalities, arrays["prior_basis"], means = content_prior(content, int(config["content_prior_dim"]))
+        _, prior_modalities, arrays["prior_basis"], means = content_prior(
+            content, int(config["content_prior_dim"]), tuple(config["modalities"])
+        )
         arrays |= {f"prior_mean_{m}": v.astype(np.float32) for m, v in means.items()}
     meta = {
         "fusion": config["fusion"],

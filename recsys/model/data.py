@@ -180,16 +180,21 @@ def prior_inputs(
     return np.concatenate(parts, axis=1) if parts else np.zeros((content.num_items, 0))
 
 
+PRIOR_MODALITIES = ("visual", "caption", "comments")
+
+
 def content_prior(
-    content: ItemContent, dim: int
+    content: ItemContent, dim: int, allowed: tuple[str, ...] = PRIOR_MODALITIES
 ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, dict[str, np.ndarray]]:
     """(vectors [n_items, dim] float32, the modalities they read, basis [inputs, dim], the
     modalities' catalogue means): the content-only baseline's item vectors (``prior_inputs``,
     centred) reduced to ``dim`` columns by a truncated SVD, so that dot products between them
     approximate the full content similarities. A video outside the catalogue gets
     ``prior_inputs(its content, modalities, means) @ basis`` (the same projection, up to the SVD's
-    approximation). Deterministic."""
-    modalities = tuple(m for m in ("visual", "caption", "comments") if getattr(content, f"{m}_mask").any())
+    approximation). ``allowed``: the modalities it may read (the model's ``modalities``, so an
+    ablation without one leaves it out of the prior too); of those, the ones some video has.
+    Deterministic."""
+    modalities = tuple(m for m in PRIOR_MODALITIES if m in allowed and getattr(content, f"{m}_mask").any())
     out = np.zeros((content.num_items, dim), np.float32)
     means = prior_means(content, modalities)
     x = prior_inputs(content, modalities, means)
@@ -212,9 +217,9 @@ def content_prior(
     return out, modalities, basis, means
 
 
-def content_prior_vectors(content: ItemContent, dim: int) -> np.ndarray:
+def content_prior_vectors(content: ItemContent, dim: int, allowed: tuple[str, ...] = PRIOR_MODALITIES) -> np.ndarray:
     """The catalogue's content-prior vectors (``content_prior``)."""
-    return content_prior(content, dim)[0]
+    return content_prior(content, dim, allowed)[0]
 
 
 def layout_of(cfg: TwoTowerConfig, freshness: np.ndarray | None = None, per_day: float = 0.0) -> ScoreLayout:

@@ -303,7 +303,7 @@ def build_towers(
         id_drop = (1.0 - keep).astype(np.float32)
     prior = np.zeros((n + 1, max(cfg.content_prior_dim, 1)), np.float32)
     if cfg.content_prior:
-        prior[:n] = content_prior_vectors(content, cfg.content_prior_dim)
+        prior[:n] = content_prior_vectors(content, cfg.content_prior_dim, cfg.modalities)
     known = np.append(np.arange(num_users), num_users).astype(np.int32)
     if user_counts is not None and cfg.user_id_min_events > 1:
         known[:num_users] = np.where(np.asarray(user_counts) >= cfg.user_id_min_events, known[:num_users], num_users)

@@ -405,6 +405,30 @@ def test_content_prior_basis_projects_new_videos_like_the_catalogue():
     np.testing.assert_allclose(full.mean(axis=0), 0.0, atol=1e-9)
 
 
+def test_content_prior_reads_only_the_modalities_the_model_is_given(tmp_path):
+    """An input ablation without a modality leaves it out of the prior too (the TF tower's table,
+    the numpy item tower's projection); with no content modality the prior is zero."""
+    from dataclasses import asdict
+
+    from recsys.model.data import content_prior, content_prior_vectors
+    from recsys.model.towers import build_towers
+    from recsys.online import export_numpy_item_tower
+
+    content = _content()
+    vectors, modalities, _, _ = content_prior(content, 16, ("id", "caption"))
+    assert modalities == ("caption",)
+    np.testing.assert_allclose(vectors, content_prior(content, 16, ("caption",))[0])
+    assert not np.allclose(vectors, content_prior_vectors(content, 16))
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, modalities=("id", "caption"))
+    item_tower, _ = build_towers(cfg, content, num_users=3)
+    np.testing.assert_allclose(item_tower.prior.numpy()[:12, :16], vectors, atol=1e-6)
+    export_numpy_item_tower(item_tower, content, asdict(cfg), tmp_path / "items.npz")
+    with np.load(tmp_path / "items.npz") as z:
+        assert "prior_mean_caption" in z.files and "prior_mean_visual" not in z.files
+    item_tower, _ = build_towers(replace(cfg, modalities=("id",)), content, num_users=3)
+    assert not item_tower.prior.numpy().any()
+
+
 def test_content_loss_scores_every_candidate_as_a_video_no_one_has_watched():
     """content_loss_weight adds a second softmax in which every candidate's id is masked: the
     content-only encoding is exactly a never-watched video's, and the loss is the sum."""
