@@ -64,6 +64,8 @@ class TwoTowerConfig:
     pretrained encoders' view, reduced to ``content_prior_dim`` by SVD) to every score, with a
     learned weight: a video with no training signal is still ranked by what it shows and says."""
     content_prior_dim: int = 64
+    content_prior_init: float = 1.0
+    """The prior's learned weight starts at this / temperature (1: the embeddings' own scale)."""
     uniform_negatives: int = 256
     """Videos drawn uniformly from the whole catalogue as extra negatives per batch, besides the
     batch's positives (mixed negative sampling): unwatched and rare videos are seen as negatives."""
@@ -110,6 +112,8 @@ class TwoTowerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.content_prior_init <= 0:
+            raise ValueError(f"content_prior_init must be positive, got {self.content_prior_init}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
         if not 0.0 <= self.modality_dropout < 1.0:

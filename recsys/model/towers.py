@@ -189,11 +189,12 @@ class UserTower(tf.keras.Model):
         self.hidden = tf.keras.layers.Dense(cfg.hidden_dim, activation="relu", name="user_hidden")
         self.out = tf.keras.layers.Dense(cfg.embedding_dim, name="user_out")
         if cfg.content_prior:
-            # softplus(raw) / temperature weighs the content-only similarity (raw = 0.54: 1 / temperature,
-            # the embeddings' own scale; at temperature 0.05 a weight starting at 1 stayed ~20x
-            # smaller than the embeddings' and the prior hardly counted)
+            # softplus(raw) / temperature weighs the content-only similarity, starting at
+            # content_prior_init / temperature (1: the embeddings' own scale; at temperature 0.05 a
+            # weight starting at 1 stayed ~20x smaller than the embeddings' and hardly counted)
+            raw = float(np.log(np.expm1(cfg.content_prior_init)))  # softplus(raw) = content_prior_init
             self.content_weight_raw = self.add_weight(
-                name="content_weight", shape=(), initializer=tf.keras.initializers.Constant(0.5413)
+                name="content_weight", shape=(), initializer=tf.keras.initializers.Constant(raw)
             )
             # a multiplier of the learned weight, chosen on validation once training is done
             # (``pipelines.fitting.choose_prior_weight``): the raw weight moves slowly under Adam
