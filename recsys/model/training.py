@@ -306,7 +306,10 @@ def train_two_tower(
     def trained() -> TrainResult:
         return model.result(birth, counts == 0, from_event)
 
-    callbacks = []
+    callbacks: list[Any] = []
+    if cfg.learning_rate_decay < 1.0:
+        rate, decay = cfg.learning_rate, cfg.learning_rate_decay
+        callbacks.append(tf.keras.callbacks.LearningRateScheduler(lambda epoch: rate * decay**epoch))
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
         callbacks.append(EarlyStop(validation, trained, cfg.early_stopping_patience))
     # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
@@ -314,8 +317,9 @@ def train_two_tower(
     fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
     result = trained()
     result.history = {k: list(map(float, v)) for k, v in fit.history.items()}
-    if callbacks:
-        result.history.update(callbacks[0].summary())
+    for callback in callbacks:
+        if isinstance(callback, EarlyStop):
+            result.history.update(callback.summary())
     return result
 
 
