@@ -43,9 +43,6 @@ class TwoTowerConfig:
     """After early stopping, train again on all training events for the best epoch count."""
     batch_size: int = 256
     learning_rate: float = 0.003
-    learning_rate_decay: float = 1.0
-    """Each epoch's learning rate is the last one's times this (1: constant). A refit for the
-    epoch count early stopping chose runs the same schedule."""
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
@@ -115,8 +112,6 @@ class TwoTowerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 < self.learning_rate_decay <= 1.0:
-            raise ValueError(f"learning_rate_decay must be in (0, 1], got {self.learning_rate_decay}")
         if self.content_prior_init <= 0:
             raise ValueError(f"content_prior_init must be positive, got {self.content_prior_init}")
         if not 0.0 <= self.id_dropout < 1.0:

@@ -306,10 +306,7 @@ def train_two_tower(
     def trained() -> TrainResult:
         return model.result(birth, counts == 0, from_event)
 
-    callbacks: list[Any] = []
-    if cfg.learning_rate_decay < 1.0:
-        rate, decay = cfg.learning_rate, cfg.learning_rate_decay
-        callbacks.append(tf.keras.callbacks.LearningRateScheduler(lambda epoch: rate * decay**epoch))
+    callbacks = []
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
         callbacks.append(EarlyStop(validation, trained, cfg.early_stopping_patience))
     # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
@@ -317,9 +314,8 @@ def train_two_tower(
     fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
     result = trained()
     result.history = {k: list(map(float, v)) for k, v in fit.history.items()}
-    for callback in callbacks:
-        if isinstance(callback, EarlyStop):
-            result.history.update(callback.summary())
+    if callbacks:
+        result.history.update(callbacks[0].summary())
     return result
 
 
