@@ -64,8 +64,11 @@ class TwoTowerConfig:
     pretrained encoders' view, reduced to ``content_prior_dim`` by SVD) to every score, with a
     learned weight: a video with no training signal is still ranked by what it shows and says."""
     content_prior_dim: int = 64
-    content_prior_init: float = 1.0
-    """The prior's learned weight starts at this / temperature (1: the embeddings' own scale)."""
+    content_prior_init: float = 0.1
+    """The prior's learned weight starts at this / temperature (1: the embeddings' own scale).
+    MovieLens user_time NDCG@10 0.156 from 0.1 vs 0.137 from 1 (the embeddings learn more of the
+    co-watching when the prior starts small, and the weight grew to 5); the demo, whose content
+    tells its topics, did better from 1 (0.410 vs 0.337): ``AUTO_CANDIDATES`` tries it."""
     uniform_negatives: int = 256
     """Videos drawn uniformly from the whole catalogue as extra negatives per batch, besides the
     batch's positives (mixed negative sampling): unwatched and rare videos are seen as negatives."""
