@@ -209,7 +209,7 @@ def auto_tune(
 
     t0 = time.perf_counter()
     rows: list[dict[str, object]] = []
-    fitted: list[tuple[TwoTowerConfig, TrainResult]] = []
+    fitted: list[tuple[TwoTowerConfig, TrainResult, dict[str, object]]] = []
     defaults_per_user = defaults_cold = None
     for setting in AUTO_CANDIDATES:
         spent = time.perf_counter() - t0
@@ -224,14 +224,18 @@ def auto_tune(
         t1 = time.perf_counter()
         result = fit_model(model_cfg, ds, data)
         score = max(result.history.get("val_ndcg@10") or [float("-inf")])
+        choices = served_choices(model_cfg, result, ds, data)
         row: dict[str, object] = {
             "setting": {k: list(v) if isinstance(v, tuple) else v for k, v in setting.items()},
             "val_ndcg@10": score,
+            "val_ndcg@10_trained": score,
             "best_epoch": (result.history.get("best_epoch") or [None])[0],
             "seconds": round(time.perf_counter() - t1, 1),
         }
         if data.validation is not None and len(data.validation.user):
-            per_user, cold = validation_per_user(result, data.validation)  # the best epoch's weights
+            # the best epoch's weights, scored as they would be served (``served_choices``)
+            per_user, cold = validation_per_user(result, data.validation)
+            row["val_ndcg@10"] = float(per_user.mean())
             if defaults_per_user is None:
                 defaults_per_user, defaults_cold = per_user, cold
             else:
@@ -241,23 +245,43 @@ def auto_tune(
                     paired = paired_bootstrap(cold, defaults_cold)
                     row["vs_defaults_new_videos"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
         rows.append(row)
-        fitted.append((model_cfg, result))
+        fitted.append((model_cfg, result, choices))
         log.info("auto-tune %s: validation ndcg@10 %.4f", setting or "defaults", score)
     chosen_row = choose_trial(rows)
-    model_cfg, result = fitted[rows.index(chosen_row)]
+    model_cfg, result, choices = fitted[rows.index(chosen_row)]
     return (
         model_cfg,
         result,
         {
+            **choices,
             "chosen": chosen_row["setting"],
             "rule": "the defaults unless a setting's paired 95% interval against them on validation users is above 0 "
             "and it is not worse on the validation watches of new videos (that interval's upper end >= 0)",
             "trials": rows,
             "seconds": round(time.perf_counter() - t0, 1),
             "budget_seconds": budget_seconds,
-            "judged_on": "NDCG@10 on the validation events (carved from training as the protocol carves test)",
+            "judged_on": "NDCG@10 on the validation events (carved from training as the protocol carves test), "
+            "each setting's model scored as it would be served (its content prior's weight and new-video "
+            "scoring chosen on the same events)",
         },
     )
+
+
+def served_choices(cfg: TwoTowerConfig, result: TrainResult, ds: dataset.Dataset, data: FitData) -> dict[str, object]:
+    """What is chosen on validation once a model is trained, in order, and left set on ``result``:
+    the content prior's weight (``choose_prior_weight``), then how videos without training events
+    are scored (``choose_new_video_scoring``, with the queries as they will be; on ``result.layout``).
+    Returns their records (keys ``prior_weight``, ``new_videos``; absent where not chosen)."""
+    out: dict[str, object] = {}
+    if data.validation is None or not len(data.validation.user):
+        return out
+    if cfg.tune_prior_weight and cfg.content_prior:
+        out["prior_weight"] = choose_prior_weight(result, data.validation)
+    if cfg.tune_new_videos:
+        out["new_videos"] = new_videos = choose_new_video_scoring(result, ds, data)
+        result.layout = replace(result.layout, **new_videos["chosen"])  # type: ignore[arg-type]
+        log.info("new videos scored with %s", new_videos["chosen"])
+    return out
 
 
 PRIOR_WEIGHT_FACTORS = (1.0, 0.25, 0.5, 2.0, 4.0)

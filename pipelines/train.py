@@ -27,7 +27,7 @@ import numpy as np
 from pipelines import dataset, storage
 from pipelines.artifacts import save_user_tower
 from pipelines.config import PipelineConfig
-from pipelines.fitting import fit_and_validation, fit_data, fit_model
+from pipelines.fitting import fit_and_validation, fit_data, fit_model, served_choices
 from pipelines.storage import write_json
 from recsys.online import (
     CAPTIONS_FILE,
@@ -84,19 +84,10 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         cfg = replace(cfg, model=model_cfg)
     else:
         result = fit_model(cfg.model, ds, data)
-    prior_weight: dict[str, object] = {}
-    if data.validation is not None and cfg.model.tune_prior_weight and cfg.model.content_prior:
-        from pipelines.fitting import choose_prior_weight
-
-        # first: the new-video scoring is then chosen with the queries as they will be
-        tuning["prior_weight"] = prior_weight = choose_prior_weight(result, data.validation)
-    new_videos: dict[str, object] = {}
-    if data.validation is not None and cfg.model.tune_new_videos:
-        from pipelines.fitting import choose_new_video_scoring
-
-        new_videos = choose_new_video_scoring(result, ds, data)
-        tuning["new_videos"] = new_videos
-        log.info("new videos scored with %s", new_videos["chosen"])
+        tuning.update(served_choices(cfg.model, result, ds, data))
+    # chosen on validation after training (auto_tune: for every trial), applied again to a refit
+    prior_weight: dict[str, object] = tuning.get("prior_weight") or {}  # type: ignore[assignment]
+    new_videos: dict[str, object] = tuning.get("new_videos") or {}  # type: ignore[assignment]
     if data.validation is not None and cfg.model.refit_after_validation:
         # The validation events are each user's latest training events, the closest to what comes
         # next: refit on all training events for the epoch count early stopping chose.

@@ -41,6 +41,17 @@ def test_config_validation():
         TwoTowerConfig(validation_fraction=1.0)
     with pytest.raises(ValueError, match="early_stopping_patience"):
         TwoTowerConfig(early_stopping_patience=-1)
+    with pytest.raises(ValueError, match="content_prior_init"):
+        TwoTowerConfig(content_prior_init=0.0)
+
+
+@pytest.mark.parametrize("init, temperature", [(0.1, 0.1), (1.0, 0.05)])
+def test_content_prior_weight_starts_at_its_share_of_the_embeddings_scale(init, temperature):
+    from recsys.model.towers import build_towers
+
+    cfg = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, content_prior_init=init, temperature=temperature)
+    _, user_tower = build_towers(cfg, _content(), num_users=3)
+    assert float(user_tower.content_weight().numpy()) == pytest.approx(init / temperature, rel=1e-5)
 
 
 def _content(n_items=12, rng=None):
