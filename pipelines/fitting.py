@@ -246,7 +246,7 @@ def auto_tune(
                     row["vs_defaults_new_videos"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
         rows.append(row)
         fitted.append((model_cfg, result, choices))
-        log.info("auto-tune %s: validation ndcg@10 %.4f", setting or "defaults", score)
+        log.info("auto-tune %s: validation ndcg@10 %.4f as served", setting or "defaults", row["val_ndcg@10"])
     chosen_row = choose_trial(rows)
     model_cfg, result, choices = fitted[rows.index(chosen_row)]
     return (
@@ -295,9 +295,10 @@ def choose_prior_weight(result: TrainResult, validation: ValidationSet | None) -
     (as trained unless a factor beats it beyond validation noise without losing on the watches of
     new videos). The chosen factor is left set on ``result``'s user tower.
 
-    The weight is one scalar trained by Adam from 1/temperature; it moves ~1e-3 a step and ends
-    where early stopping leaves it, which is not where ranking wants it on every source (the
-    demo's content carries its topics, MovieLens' titles and genres say little)."""
+    The weight is one scalar trained by Adam from ``content_prior_init`` / temperature; the
+    embeddings co-adapt with it, so x1 is usually best, but from a small start it can end short of
+    where ranking wants it (x4 was chosen on the demo's user_time and MovieTweetings' global_time
+    runs in ``docs/results.md``)."""
     from recsys.metrics import paired_bootstrap
 
     tower = result.user_tower
