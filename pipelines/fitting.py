@@ -196,6 +196,23 @@ def validation_per_user(result: TrainResult, validation: ValidationSet, k: int =
     return per_user_ndcg(ranked, validation.relevant, k), cold
 
 
+def versus_defaults(
+    per_user: np.ndarray, cold: np.ndarray, defaults: tuple[np.ndarray, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """A row's paired bootstrap intervals against the defaults' (per validation user, and on the
+    watches of new videos where there are two or more such users): what ``choose_trial`` reads."""
+    from recsys.metrics import paired_bootstrap
+
+    def interval(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        paired = paired_bootstrap(a, b)
+        return {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
+
+    out = {"vs_defaults": interval(per_user, defaults[0])}
+    if len(cold) > 1:
+        out["vs_defaults_new_videos"] = interval(cold, defaults[1])
+    return out
+
+
 def auto_tune(
     base: TwoTowerConfig, ds: dataset.Dataset, data: FitData, budget_seconds: float
 ) -> tuple[TwoTowerConfig, TrainResult, dict[str, object]]:
@@ -205,12 +222,10 @@ def auto_tune(
     (for the caller to refit) and the record of every trial."""
     import time
 
-    from recsys.metrics import paired_bootstrap
-
     t0 = time.perf_counter()
     rows: list[dict[str, object]] = []
     fitted: list[tuple[TwoTowerConfig, TrainResult, dict[str, object]]] = []
-    defaults_per_user = defaults_cold = None
+    defaults: tuple[np.ndarray, np.ndarray] | None = None
     for setting in AUTO_CANDIDATES:
         spent = time.perf_counter() - t0
         if rows and spent + spent / len(rows) > budget_seconds:
@@ -236,14 +251,10 @@ def auto_tune(
             # the best epoch's weights, scored as they would be served (``served_choices``)
             per_user, cold = validation_per_user(result, data.validation)
             row["val_ndcg@10"] = float(per_user.mean())
-            if defaults_per_user is None:
-                defaults_per_user, defaults_cold = per_user, cold
+            if defaults is None:
+                defaults = per_user, cold
             else:
-                paired = paired_bootstrap(per_user, defaults_per_user)
-                row["vs_defaults"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
-                if len(cold) > 1:
-                    paired = paired_bootstrap(cold, defaults_cold)
-                    row["vs_defaults_new_videos"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
+                row |= versus_defaults(per_user, cold, defaults)
         rows.append(row)
         fitted.append((model_cfg, result, choices))
         log.info("auto-tune %s: validation ndcg@10 %.4f as served", setting or "defaults", row["val_ndcg@10"])
@@ -299,8 +310,6 @@ def choose_prior_weight(result: TrainResult, validation: ValidationSet | None) -
     embeddings co-adapt with it, so x1 is usually best, but from a small start it can end short of
     where ranking wants it (x4 was chosen on the demo's user_time and MovieTweetings' global_time
     runs in ``docs/results.md``)."""
-    from recsys.metrics import paired_bootstrap
-
     tower = result.user_tower
     if not tower.cfg.content_prior:
         return {"chosen": 1.0, "reason": "no content prior"}
@@ -321,11 +330,7 @@ def choose_prior_weight(result: TrainResult, validation: ValidationSet | None) -
         if first is None:
             first = per_user, cold
         else:
-            paired = paired_bootstrap(per_user, first[0])
-            row["vs_defaults"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
-            if len(cold) > 1:
-                paired = paired_bootstrap(cold, first[1])
-                row["vs_defaults_new_videos"] = {k: round(float(paired[k]), 4) for k in ("mean_diff", "lo", "hi")}
+            row |= versus_defaults(per_user, cold, first)
         rows.append(row)
     chosen = float(choose_trial(rows)["setting"]["prior_weight_factor"])  # type: ignore[index]
     tower.content_weight_factor.assign(chosen)
