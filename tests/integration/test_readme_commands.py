@@ -69,12 +69,14 @@ def standalone(tmp_path):
         yield f"http://127.0.0.1:{port}", home, proc, log
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # standalone stops its components on Ctrl-C
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            # standalone stops its components on Ctrl-C, but often not within a minute: then TERM, then KILL
+            for sig, wait in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         subprocess.run(["pkill", "-KILL", "-f", str(home)], check=False)  # any orphaned component
 
 
