@@ -68,16 +68,26 @@ def standalone(tmp_path):
     try:
         yield f"http://127.0.0.1:{port}", home, proc, log
     finally:
-        if proc.poll() is None:
-            # SIGINT (Ctrl-C) left standalone running for over a minute on every run; SIGTERM stops it at once
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        subprocess.run(["pkill", "-KILL", "-f", str(home)], check=False)  # any orphaned component
+        stop_group(proc)
+        subprocess.run(["pkill", "-KILL", "-f", str(home)], check=False)  # any component that left the group
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """Stop ``proc``'s process group: SIGTERM (standalone ignored SIGINT for over a minute on every
+    run), up to ``grace`` seconds for every member to go (its scheduler and dag-processor can outlive
+    the leader), then SIGKILL to whatever is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader: a zombie still counts as a member
+            os.killpg(proc.pid, 0)  # raises once no member is left
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.poll() is None:
+        proc.wait(10)
 
 
 def test_airflow_standalone_runs_vidrec_train_triggered_through_the_rest_api(standalone, tmp_path, redis_url):
