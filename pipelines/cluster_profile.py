@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,6 +118,24 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def stop_process_group(pgid: int, grace: float = 10.0, reap: Callable[[], object] | None = None) -> None:
+    """SIGTERM to the process group ``pgid``, up to ``grace`` seconds for every member to go (an
+    Airflow scheduler or dag-processor can outlive the process that started it), then SIGKILL to
+    whatever is left. ``reap``: called while waiting, for a caller whose child leads the group (a
+    zombie leader still counts as a member until reaped, e.g. ``Popen.poll``)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if reap is not None:
+                reap()
+            os.killpg(pgid, 0)  # raises once no member is left
+            time.sleep(0.1)
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def up(state: Path = STATE, fresh_db: bool = False) -> dict[str, object]:
     """Start everything the profile needs that is not running; returns what it runs on."""
     from pipelines.redis_server import ensure_redis, start_cluster
@@ -165,13 +184,7 @@ def down(state: Path = STATE) -> list[str]:
             continue
         pid = int(pidfile.read_text())
         if _pid_alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not _pid_alive(pid):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(pid, signal.SIGKILL)
+            stop_process_group(pid)
             stopped.append(name)
         pidfile.unlink()
     if (state / "redis-cluster").exists():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines.cluster_profile import stop_process_group
 from tests.conftest import REPO
 from tests.e2e.test_day_zero import DAY, T0, VIDEOS, write_source
 
@@ -68,26 +68,11 @@ def standalone(tmp_path):
     try:
         yield f"http://127.0.0.1:{port}", home, proc, log
     finally:
-        stop_group(proc)
+        # SIGTERM: standalone ignored SIGINT for over a minute on every run
+        stop_process_group(proc.pid, grace=15.0, reap=proc.poll)
+        if proc.poll() is None:
+            proc.wait(10)
         subprocess.run(["pkill", "-KILL", "-f", str(home)], check=False)  # any component that left the group
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """Stop ``proc``'s process group: SIGTERM (standalone ignored SIGINT for over a minute on every
-    run), up to ``grace`` seconds for every member to go (its scheduler and dag-processor can outlive
-    the leader), then SIGKILL to whatever is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            proc.poll()  # reap the leader: a zombie still counts as a member
-            os.killpg(proc.pid, 0)  # raises once no member is left
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if proc.poll() is None:
-        proc.wait(10)
 
 
 def test_airflow_standalone_runs_vidrec_train_triggered_through_the_rest_api(standalone, tmp_path, redis_url):
