@@ -186,6 +186,33 @@ def test_a_setting_replaces_the_defaults_only_beyond_validation_noise():
     assert choose_trial([defaults, costly, clear]) is costly
 
 
+def test_a_setting_worse_on_new_videos_than_the_defaults_is_taken_if_it_keeps_the_content_only_promise():
+    from pipelines.fitting import NEW_VIDEO_MIN_USERS, choose_trial
+
+    defaults = {"setting": {}, "val_ndcg@10": 0.32, "val_new_videos_ndcg@10": 0.36}
+    sharper = {
+        "setting": {"temperature": 0.2},
+        "val_ndcg@10": 0.37,
+        "vs_defaults": {"lo": 0.03, "hi": 0.07},
+        "vs_defaults_new_videos": {"mean_diff": -0.03, "lo": -0.058, "hi": -0.001, "users": 115},
+        "val_new_videos_ndcg@10": 0.33,
+        "content_only_val_new_videos_ndcg@10": 0.3168,
+    }
+    assert choose_trial([defaults, sharper]) is sharper  # new videos still above content_only's 0.3168
+    sharper["val_new_videos_ndcg@10"] = 0.30
+    assert choose_trial([defaults, sharper]) is defaults  # below it, and worse than the defaults
+    # judged by a handful of users: the interval is no guard, the mean must not fall
+    few = {
+        "setting": {"modalities": ["visual", "caption", "comments"]},
+        "val_ndcg@10": 0.35,
+        "vs_defaults": {"lo": 0.001, "hi": 0.03},
+        "vs_defaults_new_videos": {"mean_diff": -0.02, "lo": -0.15, "hi": 0.1, "users": NEW_VIDEO_MIN_USERS - 28},
+    }
+    assert choose_trial([defaults, few]) is defaults
+    few["vs_defaults_new_videos"]["mean_diff"] = 0.01  # type: ignore[index]
+    assert choose_trial([defaults, few]) is few
+
+
 def test_new_videos_are_scored_the_best_way_that_keeps_the_content_only_promise():
     from pipelines.fitting import pick_new_video_scoring
 
