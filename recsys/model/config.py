@@ -43,6 +43,14 @@ class TwoTowerConfig:
     """After early stopping, train again on all training events for the best epoch count."""
     batch_size: int = 256
     learning_rate: float = 0.003
+    weight_average_epochs: float = 0.0
+    """If > 0, the weights kept (scored on validation each epoch, restored at the best epoch,
+    exported) are an exponential moving average of the trained ones over about this many epochs
+    (decay 1 - 1 / (this x batches per epoch)); 0: the last step's weights. Off by default: at 1 it
+    smoothed every validation curve (the demo trained 15 epochs instead of 6) but moved test
+    NDCG@10 both ways (seed 42, `vidrec run --set weight_average_epochs=1`: demo global_time 0.4058
+    -> 0.4117, its cold videos 0.345 -> 0.454; demo user_time 0.4082 -> 0.3925, cold 0.282 -> 0.181;
+    MovieLens user_time 0.1479 -> 0.1455). Costs about 4% more training time (a copy per batch)."""
     temperature: float = 0.1
     logq_correction: bool = True
     id_dropout: float = 0.1
@@ -134,5 +142,7 @@ class TwoTowerConfig:
             raise ValueError(
                 "uniform_negatives, id_dropout_frequency, user_id_min_events and content_loss_weight must be >= 0"
             )
+        if self.weight_average_epochs < 0:
+            raise ValueError(f"weight_average_epochs must be >= 0, got {self.weight_average_epochs}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")

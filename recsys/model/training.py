@@ -306,25 +306,61 @@ def train_two_tower(
     def trained() -> TrainResult:
         return model.result(birth, counts == 0, from_event)
 
-    callbacks = []
+    callbacks: list[Any] = []
+    average = None
+    if cfg.weight_average_epochs > 0:
+        steps = max(len(examples.item) // cfg.batch_size, 1)
+        average = WeightAverage(1.0 - 1.0 / max(cfg.weight_average_epochs * steps, 1.0))
+        callbacks.append(average)
+    stop = None
     if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
-        callbacks.append(EarlyStop(validation, trained, cfg.early_stopping_patience))
+        stop = EarlyStop(validation, trained, cfg.early_stopping_patience, average)
+        callbacks.append(stop)
     # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
     data = training_dataset(cfg, examples, t0)
     fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
+    if average is not None and stop is None:
+        average.swap()  # keep the averaged weights
     result = trained()
     result.history = {k: list(map(float, v)) for k, v in fit.history.items()}
-    if callbacks:
-        result.history.update(callbacks[0].summary())
+    if stop is not None:
+        result.history.update(stop.summary())
     return result
+
+
+class WeightAverage(tf.keras.callbacks.Callback):
+    """An exponential moving average of the model's weights, updated after every batch;
+    ``swap`` exchanges it with the weights being trained (twice: back as they were)."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        self.average: list[np.ndarray] | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # copies: an array from get_weights may share its memory with the variable
+        now = [np.array(w, copy=True) for w in self.model.get_weights()]
+        if self.average is None:
+            self.average = now
+            return
+        d = self.decay
+        self.average = [d * a + (1.0 - d) * w for a, w in zip(self.average, now, strict=True)]
+
+    def swap(self) -> None:
+        if self.average is None:
+            return
+        trained = [np.array(w, copy=True) for w in self.model.get_weights()]
+        self.model.set_weights(self.average)
+        self.average = trained
 
 
 class EarlyStop(tf.keras.callbacks.Callback):
     """Validation NDCG@10 after each epoch (of ``trained()``, the model as it is), stop after
     ``patience`` epochs without a better one, restore the best epoch's weights."""
 
-    def __init__(self, validation: ValidationSet, trained: Any, patience: int) -> None:
+    def __init__(self, validation: ValidationSet, trained: Any, patience: int, average: Any = None) -> None:
         super().__init__()
+        self.average = average
         self.validation = validation
         self.trained = trained
         self.patience = patience
@@ -332,10 +368,14 @@ class EarlyStop(tf.keras.callbacks.Callback):
         self.best_weights: list[Any] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.average is not None:
+            self.average.swap()  # judged (and kept) as averaged
         score = self.validation.ndcg(self.trained())
         if not self.scores or score > max(self.scores):
             self.best_weights = self.model.get_weights()
         self.scores.append(score)
+        if self.average is not None:
+            self.average.swap()
         if len(self.scores) - 1 - int(np.argmax(self.scores)) >= self.patience:
             self.model.stop_training = True
 

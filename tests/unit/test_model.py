@@ -43,6 +43,8 @@ def test_config_validation():
         TwoTowerConfig(early_stopping_patience=-1)
     with pytest.raises(ValueError, match="content_prior_init"):
         TwoTowerConfig(content_prior_init=0.0)
+    with pytest.raises(ValueError, match="weight_average_epochs"):
+        TwoTowerConfig(weight_average_epochs=-1.0)
 
 
 @pytest.mark.parametrize("init, temperature", [(0.1, 0.1), (1.0, 0.05)])
@@ -237,7 +239,48 @@ def test_completion_weighting(pooling):
         assert np.isfinite(out).all()
 
 
-def test_early_stopping_keeps_the_best_epoch():
+def test_weight_average_is_the_moving_average_of_every_step_and_swaps_back():
+    import tensorflow as tf
+
+    from recsys.model.training import WeightAverage
+
+    class Scaled(tf.keras.layers.Layer):  # a scalar weight too: get_weights gives 0-d arrays for those
+        def build(self, shape):
+            self.dense = tf.keras.layers.Dense(2)
+            self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
+
+        def call(self, x):
+            return self.dense(x) * self.scale
+
+    class Steps(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append([np.array(w, copy=True) for w in self.model.get_weights()])
+
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.Input((3,)), Scaled()])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss="mse")
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    steps, average = Steps(), WeightAverage(decay=0.8)
+    model.fit(x, x[:, :2] * 3.0, batch_size=8, epochs=2, verbose=0, callbacks=[steps, average])
+    expected = steps.seen[0]
+    for now in steps.seen[1:]:
+        expected = [0.8 * e + 0.2 * w for e, w in zip(expected, now, strict=True)]
+    trained = model.get_weights()
+    assert len(steps.seen) == 16 and not np.allclose(expected[-1], trained[-1])  # the scale moved
+    average.swap()
+    for got, want in zip(model.get_weights(), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    average.swap()
+    for got, want in zip(model.get_weights(), trained, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("average_epochs", [0.0, 1.0])
+def test_early_stopping_keeps_the_best_epoch(average_epochs):
     from recsys.model import ValidationSet
     from recsys.model.training import train_two_tower
 
@@ -257,7 +300,14 @@ def test_early_stopping_keeps_the_best_epoch():
         relevant=[{int(u % 3 * 4)} for u in val_users],
     )
     cfg = TwoTowerConfig(
-        embedding_dim=8, id_dim=4, hidden_dim=8, max_history=3, epochs=8, batch_size=32, early_stopping_patience=2
+        embedding_dim=8,
+        id_dim=4,
+        hidden_dim=8,
+        max_history=3,
+        epochs=8,
+        batch_size=32,
+        early_stopping_patience=2,
+        weight_average_epochs=average_epochs,
     )
     result = train_two_tower(cfg, content, n_users, examples, validation)
     scores = result.history["val_ndcg@10"]
@@ -266,7 +316,7 @@ def test_early_stopping_keeps_the_best_epoch():
     assert result.history["best_epoch"] == [best + 1]
     if len(scores) < 8:  # stopped early: exactly `patience` epochs without a better score
         assert len(scores) - 1 - best == 2
-    # the exported weights are the best epoch's, not the last one's
+    # the exported weights are the best epoch's (as judged: averaged where averaging), not the last one's
     assert validation.ndcg(result) == pytest.approx(scores[best], abs=1e-9)
 
 
