@@ -306,16 +306,8 @@ def train_two_tower(
     def trained() -> TrainResult:
         return model.result(birth, counts == 0, from_event)
 
-    callbacks: list[Any] = []
-    average = None
-    if cfg.weight_average_epochs > 0:
-        steps = max(len(examples.item) // cfg.batch_size, 1)
-        average = WeightAverage(1.0 - 1.0 / max(cfg.weight_average_epochs * steps, 1.0))
-        callbacks.append(average)
-    stop = None
-    if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
-        stop = EarlyStop(validation, trained, cfg.early_stopping_patience, average)
-        callbacks.append(stop)
+    average, stop = training_callbacks(cfg, len(examples.item), validation, trained)
+    callbacks = [c for c in (average, stop) if c is not None]
     # One progress line per epoch on a terminal (the CLI); silent in Airflow logs and tests.
     data = training_dataset(cfg, examples, t0)
     fit = model.fit(data, epochs=cfg.epochs, verbose=2 if sys.stderr.isatty() else 0, callbacks=callbacks)
@@ -326,6 +318,21 @@ def train_two_tower(
     if stop is not None:
         result.history.update(stop.summary())
     return result
+
+
+def training_callbacks(
+    cfg: TwoTowerConfig, n_examples: int, validation: ValidationSet | None, trained: Any
+) -> tuple[WeightAverage | None, EarlyStop | None]:
+    """The weight average (``weight_average_epochs`` > 0) and early stopping (a validation set and
+    patience > 0; judging the averaged weights where there are some) of one training run."""
+    average = None
+    if cfg.weight_average_epochs > 0:
+        steps = max(n_examples // cfg.batch_size, 1)
+        average = WeightAverage(1.0 - 1.0 / max(cfg.weight_average_epochs * steps, 1.0))
+    stop = None
+    if validation is not None and cfg.early_stopping_patience > 0 and len(validation.user):
+        stop = EarlyStop(validation, trained, cfg.early_stopping_patience, average)
+    return average, stop
 
 
 class WeightAverage(tf.keras.callbacks.Callback):
