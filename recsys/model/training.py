@@ -345,7 +345,8 @@ class WeightAverage(tf.keras.callbacks.Callback):
         self.average: list[np.ndarray] | None = None
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        # copies: an array from get_weights may share its memory with the variable
+        # out of place: get_weights gives a 0-d weight as a numpy scalar, which `a *= d` leaves
+        # unchanged (it rebinds the name); copies, lest an array share the variable's memory
         now = [np.array(w, copy=True) for w in self.model.get_weights()]
         if self.average is None:
             self.average = now
@@ -362,10 +363,13 @@ class WeightAverage(tf.keras.callbacks.Callback):
 
 
 class EarlyStop(tf.keras.callbacks.Callback):
-    """Validation NDCG@10 after each epoch (of ``trained()``, the model as it is), stop after
-    ``patience`` epochs without a better one, restore the best epoch's weights."""
+    """Validation NDCG@10 after each epoch (of ``trained()``, the model as it is, or with
+    ``average``'s weights swapped in where there is one), stop after ``patience`` epochs without a
+    better one, restore the best epoch's weights (those judged)."""
 
-    def __init__(self, validation: ValidationSet, trained: Any, patience: int, average: Any = None) -> None:
+    def __init__(
+        self, validation: ValidationSet, trained: Any, patience: int, average: WeightAverage | None = None
+    ) -> None:
         super().__init__()
         self.average = average
         self.validation = validation
