@@ -11,7 +11,10 @@ Early stopping: each user's last ``validation_fraction`` of training events (by 
 out of fitting; NDCG@10 on them (ranking every video but the user's fitting events) is measured
 after each epoch and training stops on a plateau. With ``refit_after_validation`` (default) the
 model is then trained again, same seed, on all training events for the best epoch count, so the
-latest events are learned from too; otherwise the best epoch's weights are exported.
+latest events are learned from too; otherwise the best epoch's weights are exported. Where tuning
+serves several trials as one (``pipelines.fitting.choose_ensemble``), each is refit so and the
+export serves the mean of their scores (``recsys.model.ensemble``: the embedding columns are the
+members' side by side, the numpy towers hold every member's weights).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import numpy as np
 from pipelines import dataset, storage
 from pipelines.artifacts import save_user_tower
 from pipelines.config import PipelineConfig
-from pipelines.fitting import fit_and_validation, fit_data, fit_model, served_choices
+from pipelines.fitting import FitData, fit_and_validation, fit_data, fit_model, served_choices
 from pipelines.storage import write_json
+from recsys.model import TwoTowerConfig
 from recsys.online import (
     CAPTIONS_FILE,
     ITEM_TOWER_FILE,
@@ -91,19 +95,23 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
     if data.validation is not None and cfg.model.refit_after_validation:
         # The validation events are each user's latest training events, the closest to what comes
         # next: refit on all training events for the epoch count early stopping chose.
-        best = int(result.history["best_epoch"][0])
         data = fit_data(ds, ds.split.train, cfg.model.max_history)
-        refit_cfg = replace(cfg.model, epochs=best, early_stopping_patience=0)
-        refit = fit_model(refit_cfg, ds, data)
-        refit.history = {
-            **result.history,
-            "fit_loss": result.history["loss"],
-            "loss": refit.history["loss"],
-            "refit": [1.0],
-        }
-        result = refit
-        if prior_weight:
-            result.user_tower.content_weight_factor.assign(float(prior_weight["chosen"]))  # type: ignore[arg-type]
+        members: list[dict[str, object]] = (tuning.get("ensemble") or {}).get("members") or []  # type: ignore[union-attr,assignment]
+        if len(members) > 1:  # the trials served as one (``pipelines.fitting.choose_ensemble``): each refit
+            from recsys.model.ensemble import ensemble_of  # TensorFlow, loaded by training already
+
+            refits = [
+                refit(replace(version_cfg.model, **m["setting"]), m["best_epoch"], m["prior_weight_factor"], ds, data)  # type: ignore[arg-type]
+                for m in members
+            ]
+            refits[0].history = {**result.history, "fit_loss": result.history["loss"], **refits[0].history}
+            result = ensemble_of(refits)
+        else:
+            best = int(result.history["best_epoch"][0])
+            factor = prior_weight.get("chosen")
+            fitted = result.history
+            result = refit(cfg.model, best, factor, ds, data)  # type: ignore[arg-type]
+            result.history = {**fitted, "fit_loss": fitted["loss"], **result.history}
     if new_videos:
         result.layout = replace(result.layout, **new_videos["chosen"])  # type: ignore[arg-type]
     examples = data.examples
@@ -131,6 +139,19 @@ def train_and_export(cfg: PipelineConfig, run_date: str, ds: dataset.Dataset) ->
         "new_videos": new_videos.get("chosen"),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def refit(
+    model_cfg: TwoTowerConfig, epochs: int, prior_factor: float | None, ds: dataset.Dataset, data: FitData
+) -> object:
+    """``model_cfg`` trained on ``data`` (all training events) for ``epochs``, without early
+    stopping, with the content prior's weight factor chosen on validation; its history holds the
+    refit's ``loss`` and ``refit``."""
+    result = fit_model(replace(model_cfg, epochs=int(epochs), early_stopping_patience=0), ds, data)
+    if prior_factor is not None and model_cfg.content_prior:
+        result.user_tower.content_weight_factor.assign(float(prior_factor))
+    result.history = {"loss": result.history["loss"], "refit": [1.0]}
+    return result
 
 
 def search_texts(cfg: PipelineConfig, run_date: str, items: list[str]) -> list[str]:
@@ -191,7 +212,8 @@ def export(
         np.save(staging / "item_birth_from_event.npy", result.birth_from_event)
         write_json(staging / "scoring.json", {**result.layout.to_json(), "reference_ts": reference_ts})
         export_numpy_user_tower(result.user_tower, asdict(cfg.model), staging / NUMPY_TOWER_FILE)
-        export_numpy_item_tower(result.item_tower, ds.content, asdict(cfg.model), staging / ITEM_TOWER_FILE)
+        item_towers = [m.item_tower for m in getattr(result, "members", [result])]
+        export_numpy_item_tower(item_towers, ds.content, asdict(cfg.model), staging / ITEM_TOWER_FILE)
         write_json(staging / "items.json", ds.items)
         write_json(staging / "users.json", ds.users)
         write_json(staging / "config.json", {"model": asdict(cfg.model), "run_date": run_date})

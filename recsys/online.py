@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from recsys.scoring import combine_members
 
 NUMPY_TOWER_FILE = "user_tower_numpy.npz"
 ITEM_TOWER_FILE = "item_tower_numpy.npz"
@@ -46,7 +49,24 @@ _DEFAULTS = {
 
 
 def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path) -> None:
-    """Save the user tower's own weights (not the item tower's) and the settings the math needs."""
+    """Save the user tower's own weights (not the item tower's) and the settings the math needs;
+    of an ensemble (``recsys.model.ensemble.EnsembleUserTower``) every member's, prefixed ``m<j>_``."""
+    members = list(getattr(user_tower, "members", [user_tower]))
+    arrays: dict[str, np.ndarray] = {}
+    for j, tower in enumerate(members):
+        prefix = f"m{j}_" if len(members) > 1 else ""
+        own = asdict(tower.cfg) if len(members) > 1 else config  # members differ in settings (temperature)
+        arrays |= {prefix + k: v for k, v in _user_tower_arrays(tower, own).items()}
+        arrays[prefix + "config"] = _json_bytes({k: own.get(k) for k in _SETTINGS} | {"members": len(members)})
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def _json_bytes(obj: object) -> np.ndarray:
+    return np.frombuffer(json.dumps(obj).encode(), np.uint8)
+
+
+def _user_tower_arrays(user_tower: Any, config: dict[str, Any]) -> dict[str, np.ndarray]:
     arrays = {
         "hidden_kernel": user_tower.hidden.kernel.numpy(),
         "hidden_bias": user_tower.hidden.bias.numpy(),
@@ -66,17 +86,63 @@ def export_numpy_user_tower(user_tower: Any, config: dict[str, Any], path: Path)
         # the history's content profile comes from this table, as in the TF tower: the item rows'
         # prior columns of videos without training events are weighted for scoring (``new_video_prior``)
         arrays["prior"] = user_tower.item_tower.prior.numpy()[:, : int(config["content_prior_dim"])]
-    arrays["config"] = np.frombuffer(json.dumps({k: config.get(k) for k in _SETTINGS}).encode(), np.uint8)
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
+    return arrays
+
+
+def _member(w: dict[str, np.ndarray], members: int, j: int) -> dict[str, np.ndarray]:
+    """Member ``j``'s arrays of an exported ensemble (``m<j>_`` prefixed), or all of a single model."""
+    if members == 1:
+        return w
+    prefix = f"m{j}_"
+    return {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
+
+
+def _settings(raw: np.ndarray) -> dict[str, Any]:
+    """An exported tower's settings (JSON bytes), with the defaults of versions exported before a setting."""
+    config = json.loads(raw.tobytes().decode())
+    return {k: _DEFAULTS.get(k) if config.get(k) is None else config[k] for k in _SETTINGS} | {
+        "members": int(config.get("members") or 1)
+    }
 
 
 class NumpyUserTower:
+    """The exported user tower in numpy (``__call__``; ``item_to_item`` for a user the model never
+    saw); an ensemble's members each from their own embedding columns, combined as
+    ``recsys.scoring.combine_members`` combines query vectors."""
+
     def __init__(self, path: Path, item_vectors: np.ndarray) -> None:
         with _load(path) as z:
-            self.w = {k: z[k] for k in z.files if k != "config"}
-            config = json.loads(z["config"].tobytes().decode())
-        self.config = {k: _DEFAULTS.get(k) if config.get(k) is None else config[k] for k in _SETTINGS}
+            w = {k: z[k] for k in z.files}
+        first = _settings(w.get("config", w.get("m0_config")))
+        self.config = first
+        k, d = int(first.get("members") or 1), int(first["embedding_dim"])
+        rest = np.asarray(item_vectors[:, k * d :], np.float32)
+        self.members = []
+        for j in range(k):
+            own = _member(w, k, j)
+            rows = np.concatenate([item_vectors[:, j * d : (j + 1) * d], rest], axis=1)
+            self.members.append(_MemberTower(own, _settings(own.pop("config")), rows))
+        self.dim = d
+        self.pad = len(item_vectors)
+
+    def item_to_item(self, history: np.ndarray) -> np.ndarray:
+        """[b, D] query vectors from the mean of the history's item embeddings (no user tower):
+        videos like the ones watched, for users the model never saw."""
+        return combine_members([m.item_to_item(history) for m in self.members], self.dim, query=True)
+
+    def __call__(
+        self, history: np.ndarray, weight: np.ndarray | None = None, user: np.ndarray | None = None
+    ) -> np.ndarray:
+        """history [b, max_history] item indices (``pad`` = none, left-padded); weight [b, max_history]
+        completion; user [b] user indices (None: the unknown user) -> [b, D] float32."""
+        return combine_members([m(history, weight, user) for m in self.members], self.dim, query=True)
+
+
+class _MemberTower:
+    """One model's user tower (an ensemble member's, on its own embedding columns)."""
+
+    def __init__(self, w: dict[str, np.ndarray], config: dict[str, Any], item_vectors: np.ndarray) -> None:
+        self.w, self.config = w, config
         d = int(self.config["embedding_dim"])
         self.bias = bool(self.config["item_bias"] or self.config["freshness"])
         self.content_dim = int(self.config["content_prior_dim"]) if self.config["content_prior"] else 0
@@ -111,19 +177,13 @@ class NumpyUserTower:
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     def item_to_item(self, history: np.ndarray) -> np.ndarray:
-        """[b, D] query vectors from the mean of the history's item embeddings (no user tower):
-        videos like the ones watched, for users the model never saw."""
         h = np.where((history >= 0) & (history < self.pad), history, self.pad)
         mask = (h != self.pad).astype(np.float32)
         mean = (self.items[h] * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
         q = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12) / float(self.config["temperature"])
         return self._tail(q, h, mask)
 
-    def __call__(
-        self, history: np.ndarray, weight: np.ndarray | None = None, user: np.ndarray | None = None
-    ) -> np.ndarray:
-        """history [b, max_history] item indices (``pad`` = none, left-padded); weight [b, max_history]
-        completion; user [b] user indices (None: the unknown user) -> [b, D] float32."""
+    def __call__(self, history: np.ndarray, weight: np.ndarray | None, user: np.ndarray | None) -> np.ndarray:
         h = np.where((history >= 0) & (history < self.pad), history, self.pad)
         items = self.items[h]  # [b, n, d]
         mask = (h != self.pad).astype(np.float32)
@@ -253,9 +313,41 @@ def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any
     """Save what scoring a video from its content alone needs, outside TensorFlow (a video the
     model never saw: its id token is absent, as for a cold video): each modality's catalogue mean
     (``ItemContent.balanced``), the content projections, the fusion's weights, the fused layers,
-    the bias head, and the content prior's basis (``recsys.model.data.content_prior``)."""
-    from recsys.model.data import content_prior
+    the bias head, and the content prior's basis (``recsys.model.data.content_prior``).
+    ``item_tower``: one tower, or a list of an ensemble's members' (saved prefixed ``m<j>_``)."""
+    members = list(item_tower) if isinstance(item_tower, list | tuple) else [item_tower]
+    arrays: dict[str, np.ndarray] = {}
+    for j, tower in enumerate(members):
+        prefix = f"m{j}_" if len(members) > 1 else ""
+        own = asdict(tower.cfg) if len(members) > 1 else config  # members differ in settings (modalities)
+        arrays |= {prefix + k: v for k, v in _item_tower_arrays(tower, content, own).items()}
+        if prefix:
+            arrays[prefix + "config"] = _json_bytes(_item_meta(tower, own))
+    prior_modalities: tuple[str, ...] = ()
+    if config.get("content_prior"):
+        from recsys.model.data import content_prior
 
+        _, prior_modalities, arrays["prior_basis"], means = content_prior(
+            content, int(config["content_prior_dim"]), tuple(config["modalities"])
+        )
+        arrays |= {f"prior_mean_{m}": v.astype(np.float32) for m, v in means.items()}
+    meta = _item_meta(members[0], config) | {"prior_modalities": list(prior_modalities), "members": len(members)}
+    arrays["config"] = _json_bytes(meta)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def _item_meta(item_tower: Any, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fusion": config["fusion"],
+        "active": sorted(item_tower.active),
+        "hidden_dim": int(config["hidden_dim"]),
+        "item_bias": bool(config.get("item_bias")),
+        "freshness": bool(config.get("freshness")),
+    }
+
+
+def _item_tower_arrays(item_tower: Any, content: Any, config: dict[str, Any]) -> dict[str, np.ndarray]:
     item_tower.encode(np.zeros(1, np.int32))  # builds the layers of a tower never called yet
     arrays: dict[str, np.ndarray] = {}
     for m in CONTENT:
@@ -276,23 +368,7 @@ def export_numpy_item_tower(item_tower: Any, content: Any, config: dict[str, Any
     for name in ("fuse", "out") + (("bias_head",) if config.get("item_bias") else ()):
         layer = getattr(item_tower, name)
         arrays[f"{name}_kernel"], arrays[f"{name}_bias"] = layer.kernel.numpy(), layer.bias.numpy()
-    prior_modalities: tuple[str, ...] = ()
-    if config.get("content_prior"):
-        _, prior_modalities, arrays["prior_basis"], means = content_prior(
-            content, int(config["content_prior_dim"]), tuple(config["modalities"])
-        )
-        arrays |= {f"prior_mean_{m}": v.astype(np.float32) for m, v in means.items()}
-    meta = {
-        "fusion": config["fusion"],
-        "active": sorted(item_tower.active),
-        "hidden_dim": int(config["hidden_dim"]),
-        "item_bias": bool(config.get("item_bias")),
-        "freshness": bool(config.get("freshness")),
-        "prior_modalities": list(prior_modalities),
-    }
-    arrays["config"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
+    return arrays
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -301,60 +377,78 @@ def _relu(x: np.ndarray) -> np.ndarray:
 
 class NumpyItemTower:
     """Item rows (``recsys.scoring.ScoreLayout``: embedding, bias column, content prior) for videos
-    scored from their content alone, in numpy: what the TensorFlow item tower gives a cold video."""
+    scored from their content alone, in numpy: what the TensorFlow item tower gives a cold video
+    (an ensemble's: its members' rows combined by ``recsys.scoring.combine_members``). ``w``: the
+    (first member's) weights."""
 
     MODALITIES = ("id", *CONTENT)
 
     def __init__(self, path: Path) -> None:
         with _load(path) as z:
-            self.w = {k: z[k] for k in z.files if k != "config"}
+            shared = {k: z[k] for k in z.files if k != "config"}
             self.meta = json.loads(z["config"].tobytes().decode())
-
-    def _tokens(self, content: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(tokens [n, 4, hidden], mask [n, 4]) as ``ItemTower.tokens`` gives them, no id token."""
-        n, hidden = content.num_items, self.meta["hidden_dim"]
-        tokens = np.zeros((n, len(self.MODALITIES), hidden), np.float32)
-        mask = np.zeros((n, len(self.MODALITIES)), np.float32)
-        for j, m in enumerate(self.MODALITIES):
-            if m not in self.meta["active"] or m == "id":
-                continue
-            present = getattr(content, f"{m}_mask").astype(np.float32)
-            x = (getattr(content, m) - self.w[f"{m}_mean"]) * (present > 0)[:, None]
-            norms = np.linalg.norm(x, axis=1, keepdims=True)
-            x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 1e-12)
-            mask[:, j] = present
-            tokens[:, j] = _relu(x @ self.w[f"{m}_kernel"] + self.w[f"{m}_bias"]) * present[:, None]
-        return tokens, mask
-
-    def _fused(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.meta["fusion"] == "concat":
-            return np.concatenate([tokens.reshape(len(tokens), -1), mask], axis=1)
-        if self.meta["fusion"] == "weighted_sum":
-            logits = np.broadcast_to(self.w["modality_logits"][None, :], mask.shape)
-        else:
-            logits = np.einsum("bmh,h->bm", tokens, self.w["fusion_query"]) / np.sqrt(self.meta["hidden_dim"])
-        e = np.exp(logits - logits.max(axis=1, keepdims=True)) * mask
-        weights = e / np.maximum(e.sum(axis=1, keepdims=True), 1e-9)
-        return (weights[:, :, None] * tokens).sum(axis=1)
+        k = int(self.meta.get("members") or 1)
+        prior = {n: v for n, v in shared.items() if n == "prior_basis" or n.startswith("prior_mean_")}
+        self.member_weights: list[tuple[dict[str, np.ndarray], dict[str, Any]]] = []
+        for j in range(k):
+            own = _member(shared, k, j) | prior
+            raw = own.pop("config", None)
+            meta = self.meta if raw is None or k == 1 else self.meta | json.loads(raw.tobytes().decode())
+            self.member_weights.append((own, meta))
+        self.w = self.member_weights[0][0]
 
     def rows(self, content: Any) -> np.ndarray:
         """[n, layout.total] float32 for ``content`` (a ``recsys.model.ItemContent`` of new videos);
         the bias column holds the learned bias only (freshness is folded in for a time later)."""
+        parts = [self._rows(w, meta, content) for w, meta in self.member_weights]
+        return combine_members(parts, int(self.w["out_kernel"].shape[1]), query=False)
+
+    def _tokens(self, w: dict[str, np.ndarray], meta: dict[str, Any], content: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens [n, 4, hidden], mask [n, 4]) as ``ItemTower.tokens`` gives them, no id token."""
+        n, hidden = content.num_items, meta["hidden_dim"]
+        tokens = np.zeros((n, len(self.MODALITIES), hidden), np.float32)
+        mask = np.zeros((n, len(self.MODALITIES)), np.float32)
+        for j, m in enumerate(self.MODALITIES):
+            if m not in meta["active"] or m == "id":
+                continue
+            present = getattr(content, f"{m}_mask").astype(np.float32)
+            x = (getattr(content, m) - w[f"{m}_mean"]) * (present > 0)[:, None]
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 1e-12)
+            mask[:, j] = present
+            tokens[:, j] = _relu(x @ w[f"{m}_kernel"] + w[f"{m}_bias"]) * present[:, None]
+        return tokens, mask
+
+    def _fused(
+        self, w: dict[str, np.ndarray], meta: dict[str, Any], tokens: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        if meta["fusion"] == "concat":
+            return np.concatenate([tokens.reshape(len(tokens), -1), mask], axis=1)
+        if meta["fusion"] == "weighted_sum":
+            logits = np.broadcast_to(w["modality_logits"][None, :], mask.shape)
+        else:
+            logits = np.einsum("bmh,h->bm", tokens, w["fusion_query"]) / np.sqrt(meta["hidden_dim"])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True)) * mask
+        weights = e / np.maximum(e.sum(axis=1, keepdims=True), 1e-9)
+        return (weights[:, :, None] * tokens).sum(axis=1)
+
+    def _rows(self, w: dict[str, np.ndarray], meta: dict[str, Any], content: Any) -> np.ndarray:
+        """One model's (member's) rows, weights ``w``."""
         from recsys.model.data import prior_inputs
 
-        h = _relu(self._fused(*self._tokens(content)) @ self.w["fuse_kernel"] + self.w["fuse_bias"])
-        if "sentiment_vector" in self.w:
-            h = h + np.asarray(content.sentiment, np.float32)[:, None] * self.w["sentiment_vector"]
-        out = h @ self.w["out_kernel"] + self.w["out_bias"]
+        h = _relu(self._fused(w, meta, *self._tokens(w, meta, content)) @ w["fuse_kernel"] + w["fuse_bias"])
+        if "sentiment_vector" in w:
+            h = h + np.asarray(content.sentiment, np.float32)[:, None] * w["sentiment_vector"]
+        out = h @ w["out_kernel"] + w["out_bias"]
         cols = [out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)]
-        if self.meta["item_bias"]:
-            cols.append(h @ self.w["bias_head_kernel"] + self.w["bias_head_bias"])
-        elif self.meta["freshness"]:
+        if meta["item_bias"]:
+            cols.append(h @ w["bias_head_kernel"] + w["bias_head_bias"])
+        elif meta["freshness"]:
             cols.append(np.zeros((len(h), 1), np.float32))
-        if "prior_basis" in self.w:
-            modalities = tuple(self.meta["prior_modalities"])
+        if "prior_basis" in w:
+            modalities = tuple(meta["prior_modalities"])
             # centred on the catalogue's means (a version from before them: not centred, as trained)
-            kept = all(f"prior_mean_{m}" in self.w for m in modalities)
-            means = {m: self.w[f"prior_mean_{m}"] for m in modalities} if kept else None
-            cols.append(prior_inputs(content, modalities, means) @ self.w["prior_basis"])
+            kept = all(f"prior_mean_{m}" in w for m in modalities)
+            means = {m: w[f"prior_mean_{m}"] for m in modalities} if kept else None
+            cols.append(prior_inputs(content, modalities, means) @ w["prior_basis"])
         return np.concatenate(cols, axis=1).astype(np.float32)

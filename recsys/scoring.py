@@ -8,7 +8,7 @@ is judged at their own time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -150,6 +150,25 @@ class ScoreLayout:
             out[:, self.bias_col] += fresh[0]
         return out
 
+    @classmethod
+    def of_ensemble(cls, members: list[ScoreLayout]) -> ScoreLayout:
+        """The layout of ``combine_members``' rows: the members' embedding columns side by side,
+        one bias column and the content columns; the freshness bias is the members' mean. New
+        videos as the tower gives them (the members' rows carry their own new-video scoring)."""
+        first = members[0]
+        if any((m.dim, m.bias, m.content_dim) != (first.dim, first.bias, first.content_dim) for m in members):
+            raise ValueError("ensemble members must share one layout (dim, bias, content_dim)")
+        fresh = [m.freshness for m in members]
+        return replace(
+            first,
+            dim=first.dim * len(members),
+            freshness=None if fresh[0] is None else tuple(np.mean(np.asarray(fresh, np.float64), axis=0).tolist()),
+            freshness_per_day=float(np.mean([m.freshness_per_day for m in members])),
+            new_video_scale=1.0,
+            new_video_offset=0.0,
+            new_video_prior=1.0,
+        )
+
     def similarity_vectors(self, item_matrix: np.ndarray) -> np.ndarray:
         """The items' tower embeddings made unit length (a new video's are scaled by
         ``new_video_scale`` for scoring), for item-to-item similarity."""
@@ -169,3 +188,18 @@ def freshness_adder(
     if layout.freshness is None or now is None or birth is None:
         return None
     return lambda start, stop: layout.freshness_scores(now[start:stop], birth, from_event)
+
+
+def combine_members(rows: list[np.ndarray], dim: int, query: bool) -> np.ndarray:
+    """The rows of an ensemble from its members' rows (each [n, total] in one member's layout,
+    embedding columns ``[0, dim)`` first): the members' embedding columns side by side (a query's
+    divided by the number of members), the rest (bias column, content columns) averaged. The dot
+    product of a combined query and a combined item row is then the mean of the members' scores:
+    each member's embeddings meet only their own, and the rest is the same on the item side (the
+    content vectors) or on the query side (the bias column's 1) for every member."""
+    k = len(rows)
+    if k == 1:
+        return np.asarray(rows[0], np.float32)
+    emb = [np.asarray(r[:, :dim], np.float32) / (k if query else 1) for r in rows]
+    rest = np.mean([np.asarray(r[:, dim:], np.float64) for r in rows], axis=0)
+    return np.concatenate([*emb, rest], axis=1).astype(np.float32)

@@ -6,6 +6,7 @@
 * ``towers``: the item and user towers as Keras models (imports TensorFlow).
 * ``training``: the loss, the training loop with early stopping, ``TrainedModel`` (imports
   TensorFlow and TFRS).
+* ``ensemble``: several trained models served as one, the mean of their scores (imports TensorFlow).
 
 This package's namespace holds the numpy-only names; the TensorFlow modules are imported by name
 (``from recsys.model.training import train_two_tower``) where a model is built or trained.

@@ -102,6 +102,10 @@ class TwoTowerConfig:
     to the item tower: a learned vector, scaled by it, added to the fused features (so to the
     embedding and the bias). Off by default: it did not help on the demo or MovieLens
     (``docs/results.md``)."""
+    ensemble_members: int = 3
+    """Tuning (``pipelines.fitting.auto_tune``) may serve up to this many of its trials as one, the
+    mean of their scores (``pipelines.fitting.choose_ensemble``, ``recsys.model.ensemble``): each is
+    refit, so training takes up to this many final fits. 1: the chosen trial alone."""
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -120,6 +124,7 @@ class TwoTowerConfig:
             "epochs",
             "batch_size",
             "content_prior_dim",
+            "ensemble_members",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

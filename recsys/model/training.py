@@ -78,6 +78,10 @@ class TrainedModel:
             rows[self.new_items] = self.layout.new_video_rows(rows[self.new_items])
         return rows
 
+    def item_matrix_as_trained(self) -> np.ndarray:
+        """The item rows with every video scored as the tower gives it (no new-video scoring)."""
+        return item_matrix(self.item_tower, self.num_items, self.layout)
+
     def user_vectors(self, history: np.ndarray, user: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
         w = np.ones(history.shape, np.float32) if weight is None else weight
         out = [

@@ -576,3 +576,49 @@ def test_prior_weight_chosen_on_validation_where_content_tells_what_is_watched_n
     d = result.layout.content_dim
     np.testing.assert_allclose(after[:, -d:], record["chosen"] * before[:, -d:], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(after[:, :-d], before[:, :-d], atol=1e-6)
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_in_tensorflow_and_numpy(tmp_path):
+    """Two towers of different settings served as one (``recsys.model.ensemble``): a combined query
+    row . a combined item row is the mean of the members' scores, and the exported numpy user and
+    item towers give the TensorFlow ensemble's rows (a new video's: as its cold row)."""
+    from dataclasses import asdict
+
+    import tensorflow as tf
+
+    from recsys.model.ensemble import EnsembleUserTower, ensemble_of
+    from recsys.model.towers import build_towers
+    from recsys.model.training import TrainResult
+    from recsys.online import NumpyItemTower, NumpyUserTower, export_numpy_item_tower, export_numpy_user_tower
+    from recsys.scoring import ScoreLayout
+
+    tf.keras.utils.set_random_seed(5)
+    content = _content()
+    warm = np.ones(12, bool)
+    warm[[2, 7]] = False
+    base = TwoTowerConfig(embedding_dim=8, id_dim=4, hidden_dim=8, max_history=4)
+    configs = [base, replace(base, temperature=0.2, modalities=("visual", "caption", "comments"))]
+    members = []
+    for cfg, fresh in zip(configs, ([0.5] * 20, [-0.5] * 20), strict=True):
+        item_tower, user_tower = build_towers(cfg, content, num_users=3, warm_items=warm)
+        layout = replace(layout_of(cfg), freshness=tuple(fresh))
+        members.append(TrainResult(item_tower, user_tower, layout, np.full(12, np.nan), 12, ~warm, history={}))
+    members[1].user_tower.content_weight_factor.assign(4.0)
+    ensemble = ensemble_of(members)
+    assert isinstance(ensemble.user_tower, EnsembleUserTower) and ensemble.layout.dim == 16
+    assert ensemble.layout.freshness == (0.0,) * 20  # the members' mean
+    history = np.array([[12, 12, 3, 5], [1, 2, 3, 4], [12, 12, 12, 0]], np.int32)
+    users = np.array([0, 2, 3], np.int32)
+    queries, rows = ensemble.user_vectors(history, users), ensemble.item_matrix()
+    each = [m.user_vectors(history, users) @ m.item_matrix().T for m in members]
+    np.testing.assert_allclose(queries @ rows.T, np.mean(each, axis=0), atol=1e-5)
+    # numpy, as the API, `vidrec fresh` and search score it
+    export_numpy_user_tower(ensemble.user_tower, asdict(base), tmp_path / "tower.npz")
+    tower = NumpyUserTower(tmp_path / "tower.npz", rows)
+    np.testing.assert_allclose(tower(history, None, users), queries, atol=1e-5)
+    assert tower.item_to_item(history).shape == queries.shape
+    export_numpy_item_tower([m.item_tower for m in members], content, asdict(base), tmp_path / "items.npz")
+    cold = ItemContent(*(getattr(content, f)[~warm] for f in content.__dataclass_fields__))
+    np.testing.assert_allclose(NumpyItemTower(tmp_path / "items.npz").rows(cold), rows[~warm], atol=1e-5)
+    with pytest.raises(ValueError, match="one layout"):
+        ScoreLayout.of_ensemble([ScoreLayout(dim=8), ScoreLayout(dim=4)])

@@ -195,3 +195,19 @@ def test_new_video_rows_scale_the_embedding_and_lift_the_bias_and_keep_similarit
         ScoreLayout(dim=2, new_video_scale=0.0)
     with pytest.raises(ValueError, match="new_video_prior"):
         ScoreLayout(dim=2, new_video_prior=0.5)
+
+
+def test_combined_rows_score_the_mean_of_the_members_scores():
+    from recsys.scoring import combine_members
+
+    rng = np.random.default_rng(0)
+    dim, members = 4, 3
+    # each member: embedding columns, a bias column (query side 1), two content columns (item side shared)
+    content = rng.normal(size=(5, 2))
+    items = [np.hstack([rng.normal(size=(5, dim)), rng.normal(size=(5, 1)), content]) for _ in range(members)]
+    queries = [np.hstack([rng.normal(size=(2, dim)), np.ones((2, 1)), rng.normal(size=(2, 2))]) for _ in range(members)]
+    combined = combine_members(queries, dim, query=True) @ combine_members(items, dim, query=False).T
+    np.testing.assert_allclose(
+        combined, np.mean([q @ i.T for q, i in zip(queries, items, strict=True)], axis=0), atol=1e-5
+    )
+    np.testing.assert_array_equal(combine_members(items[:1], dim, query=True), items[0].astype(np.float32))
