@@ -140,7 +140,9 @@ def test_exported_model_reloads_with_same_scores(pipeline_run):
     np.testing.assert_array_equal(a.user_tower(hist, users), b.user_tower(hist, users))
     # the item side of the score: embedding, bias column, content prior (recsys.scoring.ScoreLayout)
     assert a.item_vectors.shape == (len(a.items), a.layout.total)
-    assert a.layout.total == a.config.embedding_dim + 1 + a.config.content_prior_dim
+    # several tuning trials served as one put their embedding columns side by side (recsys.model.ensemble)
+    members = len(json.loads((a.path / "tuning.json").read_text()).get("ensemble", {}).get("members") or [{}])
+    assert a.layout.total == members * a.config.embedding_dim + 1 + a.config.content_prior_dim
     assert a.layout.freshness is not None and a.reference_ts is not None
     # the numpy tower (the API's online scoring) gives the exported tower's vectors
     from recsys.online import NUMPY_TOWER_FILE, NumpyUserTower

@@ -586,6 +586,7 @@ def test_an_ensemble_scores_the_mean_of_its_members_in_tensorflow_and_numpy(tmp_
 
     import tensorflow as tf
 
+    from pipelines.artifacts import LoadedUserTower, save_user_tower
     from recsys.model.ensemble import EnsembleUserTower, ensemble_of
     from recsys.model.towers import build_towers
     from recsys.model.training import TrainResult
@@ -620,5 +621,9 @@ def test_an_ensemble_scores_the_mean_of_its_members_in_tensorflow_and_numpy(tmp_
     export_numpy_item_tower([m.item_tower for m in members], content, asdict(base), tmp_path / "items.npz")
     cold = ItemContent(*(getattr(content, f)[~warm] for f in content.__dataclass_fields__))
     np.testing.assert_allclose(NumpyItemTower(tmp_path / "items.npz").rows(cold), rows[~warm], atol=1e-5)
+    # the SavedModel the evaluation and publish steps reload
+    save_user_tower(ensemble.user_tower, tmp_path / "user_tower", base.max_history)
+    weight = np.ones(history.shape, np.float32)
+    np.testing.assert_allclose(LoadedUserTower(tmp_path / "user_tower")(history, users, weight), queries, atol=1e-5)
     with pytest.raises(ValueError, match="one layout"):
         ScoreLayout.of_ensemble([ScoreLayout(dim=8), ScoreLayout(dim=4)])
