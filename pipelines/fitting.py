@@ -314,9 +314,9 @@ def choose_ensemble(
     data: FitData,
 ) -> tuple[TrainResult, dict[str, object]]:
     """Which trials to serve together with the chosen one, as the mean of their scores
-    (``recsys.model.ensemble``), up to ``base.ensemble_members``: the other trials that keep new
-    videos safe (``new_videos_safe``), best validation NDCG@10 first, each added if the ensemble
-    with it ranks the validation users better than without it. The ensemble's new-video scoring
+    (``recsys.model.ensemble``), up to ``base.ensemble_members``: the other trials, best validation
+    NDCG@10 first, each added if the ensemble with it ranks the validation users better than
+    without it (new videos are judged once, on the whole). The ensemble's new-video scoring
     is then chosen anew (``choose_new_video_scoring``), and it replaces the chosen trial only if
     it still scores better on validation and keeps new videos safe against it. Returns the model
     to serve (refit by the caller member by member) and the record (``members``: each one's

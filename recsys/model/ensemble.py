@@ -1,4 +1,4 @@
-"""Several two-towers trained alike from different seeds, served as one (imports TensorFlow).
+"""Several trained two-towers (tuning trials of different settings) served as one (imports TensorFlow).
 
 The ensemble's score is the mean of its members' scores, and still one dot product: its item
 rows hold the members' embeddings side by side and their mean bias, its query vectors the
@@ -67,7 +67,8 @@ class EnsembleResult(TrainResult):
 
 def ensemble_of(members: list[TrainResult]) -> TrainResult:
     """One model scoring the mean of the members' scores (a single member: itself). The members
-    share the data and settings; the first one's history and new-video record are kept."""
+    share the data and layout (their settings may differ); the first one's history and new-video
+    record are kept."""
     if len(members) == 1:
         return members[0]
     first = members[0]
