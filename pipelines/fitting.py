@@ -487,7 +487,7 @@ def choose_new_video_scoring(result: TrainResult, ds: dataset.Dataset, data: Fit
     with the embedding scaled down the prior and bias order them and an offset lifts them."""
     from recsys import baselines
     from recsys.metrics import per_user_ndcg
-    from recsys.retrieval import Catalogue, rank
+    from recsys.retrieval import Catalogue, rank_new_video_variants
 
     val, fit = data.validation, data.events
     record: dict[str, object] = {
@@ -505,25 +505,23 @@ def choose_new_video_scoring(result: TrainResult, ds: dataset.Dataset, data: Fit
     content_only = baselines.fit_content_only(fit, len(ds.users), ds.content)(val.user, val.exclude, 10)
     floor = float(per_user_ndcg(content_only[cold_rows], cold_rel, 10).mean())
     vectors = result.user_vectors(val.history, val.user, val.weight)
-    base = result.item_matrix_as_trained()
-    rows: list[dict[str, float]] = []
-    for scale, offset, prior in itertools.product(NEW_VIDEO_SCALES, NEW_VIDEO_OFFSETS, NEW_VIDEO_PRIORS):
-        if prior != 1.0 and not result.layout.content_dim:
-            continue
-        layout = replace(result.layout, new_video_scale=scale, new_video_offset=offset, new_video_prior=prior)
-        matrix = base.copy()
-        matrix[result.new_items] = layout.new_video_rows(base[result.new_items])
-        catalogue = Catalogue(matrix, layout, result.item_birth, result.birth_from_event)
-        ranked = rank(vectors, catalogue, 10, val.exclude, now=val.now)[0]
-        rows.append(
-            {
-                "new_video_scale": scale,
-                "new_video_offset": offset,
-                "new_video_prior": prior,
-                "val_ndcg@10": round(float(per_user_ndcg(ranked, val.relevant, 10).mean()), 5),
-                "val_new_videos_ndcg@10": round(float(per_user_ndcg(ranked[cold_rows], cold_rel, 10).mean()), 5),
-            }
-        )
+    catalogue = Catalogue(result.item_matrix_as_trained(), result.layout, result.item_birth, result.birth_from_event)
+    layouts = [
+        replace(result.layout, new_video_scale=scale, new_video_offset=offset, new_video_prior=prior)
+        for scale, offset, prior in itertools.product(NEW_VIDEO_SCALES, NEW_VIDEO_OFFSETS, NEW_VIDEO_PRIORS)
+        if prior == 1.0 or result.layout.content_dim
+    ]
+    ranked_by = rank_new_video_variants(vectors, catalogue, result.new_items, layouts, 10, val.exclude, now=val.now)
+    rows: list[dict[str, float]] = [
+        {
+            "new_video_scale": layout.new_video_scale,
+            "new_video_offset": layout.new_video_offset,
+            "new_video_prior": layout.new_video_prior,
+            "val_ndcg@10": round(float(per_user_ndcg(ranked, val.relevant, 10).mean()), 5),
+            "val_new_videos_ndcg@10": round(float(per_user_ndcg(ranked[cold_rows], cold_rel, 10).mean()), 5),
+        }
+        for layout, ranked in zip(layouts, ranked_by, strict=True)
+    ]
     best = pick_new_video_scoring(rows, floor)
     return record | {
         "chosen": {k: best[k] for k in ("new_video_scale", "new_video_offset", "new_video_prior")},

@@ -211,3 +211,39 @@ def test_combined_rows_score_the_mean_of_the_members_scores():
         combined, np.mean([q @ i.T for q, i in zip(queries, items, strict=True)], axis=0), atol=1e-5
     )
     np.testing.assert_array_equal(combine_members(items[:1], dim, query=True), items[0].astype(np.float32))
+
+
+@pytest.mark.parametrize("n_new", [0, 7, 40])
+def test_new_video_variants_rank_as_one_ranking_per_layout(n_new):
+    from dataclasses import replace
+
+    from recsys.retrieval import Catalogue, rank, rank_new_video_variants
+
+    rng = np.random.default_rng(n_new)
+    n_items, n_users, dim, content_dim = 40, 30, 3, 2
+    layout = ScoreLayout(dim=dim, bias=True, content_dim=content_dim, freshness=tuple(np.linspace(1, -1, 20)))
+    rows = rng.normal(size=(n_items, layout.total)).astype(np.float32)
+    queries = rng.normal(size=(n_users, layout.total)).astype(np.float32)
+    queries[:, layout.bias_col] = 1.0
+    birth = rng.uniform(0, 30 * 86400, n_items)
+    birth[:3] = np.nan  # never watched, no publication time
+    from_event = rng.random(n_items) < 0.5
+    now = rng.uniform(10 * 86400, 40 * 86400, n_users)  # some videos born after a user's time
+    new = np.zeros(n_items, bool)
+    new[rng.choice(n_items, n_new, replace=False)] = True
+    exclude = [rng.choice(n_items, rng.integers(0, 8), replace=False) for _ in range(n_users)]
+    exclude[0] = np.arange(n_items - 5)  # five left: the list is padded with -1
+    layouts = [
+        replace(layout, new_video_scale=s, new_video_offset=o, new_video_prior=p)
+        for s, o, p in [(1.0, 0.0, 1.0), (0.3, 1.5, 1.0), (0.1, 3.0, 4.0)]
+    ]
+    catalogue = Catalogue(rows, layout, birth, from_event)
+    got = rank_new_video_variants(queries, catalogue, new, layouts, 10, exclude, now=now, memory_budget_bytes=2000)
+    for variant, ranked in zip(layouts, got, strict=True):
+        served = rows.copy()
+        served[new] = variant.new_video_rows(rows[new])
+        want = rank(queries, Catalogue(served, variant, birth, from_event), 10, exclude, now=now)[0]
+        np.testing.assert_array_equal(ranked, want)
+    assert (got[0][0, 5:] == -1).all() and (got[0][0, :5] >= 0).all()
+    with pytest.raises(ValueError, match="only in how new videos"):
+        rank_new_video_variants(queries, catalogue, new, [replace(layout, bias=False)], 10, exclude)
