@@ -201,9 +201,16 @@ def new_videos_safe(row: dict[str, object]) -> bool:
 def validation_per_user(result: TrainResult, validation: ValidationSet, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """(each validation user's NDCG@k, and for the users with a held-out watch of a video that has
     no fitting event, their NDCG@k on those watches alone), from one ranking."""
+    ranked = result.rank(validation.history, validation.user, validation.weight, validation.exclude, k, validation.now)
+    return validation_scores(ranked, result, validation, k)
+
+
+def validation_scores(
+    ranked: np.ndarray, result: TrainResult, validation: ValidationSet, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """``validation_per_user`` of the validation users' lists ``ranked`` [n, >= k]."""
     from recsys.metrics import per_user_ndcg
 
-    ranked = result.rank(validation.history, validation.user, validation.weight, validation.exclude, k, validation.now)
     new = set(np.flatnonzero(result.new_items).tolist()) if result.new_items is not None else set()
     rows = [i for i, r in enumerate(validation.relevant) if r & new]
     cold = per_user_ndcg(ranked[rows], [validation.relevant[i] & new for i in rows], k) if rows else np.zeros(0)
@@ -424,9 +431,21 @@ def choose_prior_weight(result: TrainResult, validation: ValidationSet | None) -
     learned = float(tower.content_weight().numpy()) / float(tower.content_weight_factor.numpy())
     rows: list[dict[str, object]] = []
     first: tuple[np.ndarray, np.ndarray] | None = None
-    for factor in PRIOR_WEIGHT_FACTORS:
-        tower.content_weight_factor.assign(factor)
-        per_user, cold = validation_per_user(result, validation)
+    from recsys.retrieval import Catalogue, rank_query_variants
+
+    tower.content_weight_factor.assign(1.0)  # the query's prior columns scale with the factor
+    catalogue = Catalogue(result.item_matrix(), result.layout, result.item_birth, result.birth_from_event)
+    ranked_by = rank_query_variants(
+        result.user_vectors(validation.history, validation.user, validation.weight),
+        catalogue,
+        result.layout.content_cols,
+        PRIOR_WEIGHT_FACTORS,
+        10,
+        validation.exclude,
+        now=validation.now,
+    )
+    for factor, ranked in zip(PRIOR_WEIGHT_FACTORS, ranked_by, strict=True):
+        per_user, cold = validation_scores(ranked, result, validation)
         row: dict[str, object] = {
             "setting": {"prior_weight_factor": factor},
             "weight": round(learned * factor, 4),

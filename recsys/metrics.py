@@ -181,7 +181,22 @@ def per_user_ndcg(ranked: np.ndarray, relevant: Sequence[set[int]], k: int) -> n
     """[n_users] NDCG@k of each user's list (the values ``evaluate_rankings`` averages)."""
     if ranked.shape[0] != len(relevant):
         raise ValueError(f"{ranked.shape[0]} ranked lists for {len(relevant)} users")
-    return np.array([ndcg_at_k(r, rel, k) for r, rel in zip(ranked, relevant, strict=True)], np.float64)
+    n = len(relevant)
+    sizes = np.fromiter((len(r) for r in relevant), np.int64, count=n)
+    if (sizes == 0).any():
+        raise ValueError("NDCG is undefined for a user with no relevant items")
+    top = np.asarray(ranked, np.int64)[:, :k]
+    if n == 0 or top.shape[1] == 0:
+        return np.zeros(n, np.float64)
+    # (user, item) pairs as one integer each: a ranked pair is a hit where it is a relevant pair
+    rel_items = np.fromiter((i for r in relevant for i in r), np.int64, count=int(sizes.sum()))
+    span = int(max(top.max(), rel_items.max() if len(rel_items) else 0)) + 2
+    rel_keys = np.repeat(np.arange(n, dtype=np.int64), sizes) * span + rel_items
+    ranked_keys = np.arange(n, dtype=np.int64)[:, None] * span + np.where(top >= 0, top, span - 1)
+    discount = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)
+    dcg = (np.isin(ranked_keys, rel_keys) * discount).sum(axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+    return dcg / ideal[np.minimum(sizes, k)]
 
 
 def paired_bootstrap(

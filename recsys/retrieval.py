@@ -173,3 +173,40 @@ def rank_new_video_variants(
             top, _ = topk_from_scores(merged, k)
             o[s:e] = np.where(top >= 0, np.take_along_axis(ids, np.maximum(top, 0), axis=1), -1)
     return out
+
+
+def rank_query_variants(
+    queries: np.ndarray,
+    catalogue: Catalogue,
+    columns: slice,
+    factors: Sequence[float],
+    k: int,
+    exclude: Sequence[np.ndarray],
+    *,
+    now: np.ndarray | None = None,
+    memory_budget_bytes: int = 256 << 20,
+) -> list[np.ndarray]:
+    """For each of ``factors``, each query's top ``k`` indices [n, k] (-1 padded) with the queries'
+    ``columns`` multiplied by it: the lists ``rank(scaled queries, catalogue, k, exclude, now=now)``
+    gives, from one product of the queries and the rows and one of those columns alone per block of
+    users (a query's score is linear in those columns' weight). The content prior's weight is chosen
+    this way (``pipelines.fitting.choose_prior_weight``)."""
+    rows, n = catalogue.rows, len(queries)
+    n_items, k = len(rows), min(k, len(rows))
+    rows_t = np.ascontiguousarray(rows.T, dtype=np.float32)
+    part_t = np.ascontiguousarray(rows[:, columns].T, dtype=np.float32)
+    fresh = catalogue.per_user(now)
+    out = [np.empty((n, k), np.int64) for _ in factors]
+    block = max(1, min(n, memory_budget_bytes // (3 * 4 * max(1, n_items))))
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        q = np.asarray(queries[s:e], np.float32)
+        full = q @ rows_t
+        if fresh is not None:
+            full += fresh(s, e)
+        for r, excl in enumerate(exclude[s:e]):
+            full[r, np.asarray(excl, np.int64)] = -np.inf
+        part = q[:, columns] @ part_t
+        for factor, o in zip(factors, out, strict=True):
+            o[s:e] = topk_from_scores(full + np.float32(factor - 1.0) * part, k)[0]
+    return out

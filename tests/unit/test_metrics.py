@@ -136,6 +136,15 @@ def test_per_user_ndcg_matches_the_mean():
     expected_1 = (1 / np.log2(3) + 0.5) / (1 + 1 / np.log2(3))
     np.testing.assert_allclose(per, [1.0, expected_1])
     assert per.mean() == pytest.approx(evaluate_rankings(ranked, relevant, 3)["ndcg@3"])
+    # at random, with -1 padding, lists longer than k and more relevant items than k: as ndcg_at_k
+    rng = np.random.default_rng(0)
+    ranked = np.stack([rng.permutation(30)[:12] for _ in range(200)])
+    ranked[rng.random(ranked.shape) < 0.1] = -1
+    relevant = [set(rng.choice(35, rng.integers(1, 15), replace=False).tolist()) for _ in range(200)]
+    want = [ndcg_at_k(r.tolist(), rel, 10) for r, rel in zip(ranked, relevant, strict=True)]
+    np.testing.assert_allclose(per_user_ndcg(ranked, relevant, 10), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="no relevant"):
+        per_user_ndcg(ranked[:2], [{1}, set()], 10)
 
 
 def test_paired_bootstrap_hand_computed_cases():

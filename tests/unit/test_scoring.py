@@ -247,3 +247,24 @@ def test_new_video_variants_rank_as_one_ranking_per_layout(n_new):
     assert (got[0][0, 5:] == -1).all() and (got[0][0, :5] >= 0).all()
     with pytest.raises(ValueError, match="only in how new videos"):
         rank_new_video_variants(queries, catalogue, new, [replace(layout, bias=False)], 10, exclude)
+
+
+def test_query_variants_rank_as_one_ranking_per_scaled_query():
+    from recsys.retrieval import Catalogue, rank, rank_query_variants
+
+    rng = np.random.default_rng(3)
+    n_items, n_users = 50, 25
+    layout = ScoreLayout(dim=3, bias=True, content_dim=4, freshness=tuple(np.linspace(1, -1, 20)))
+    rows = rng.normal(size=(n_items, layout.total)).astype(np.float32)
+    queries = rng.normal(size=(n_users, layout.total)).astype(np.float32)
+    birth, now = rng.uniform(0, 30 * 86400, n_items), rng.uniform(10 * 86400, 40 * 86400, n_users)
+    catalogue = Catalogue(rows, layout, birth, rng.random(n_items) < 0.5)
+    exclude = [rng.choice(n_items, rng.integers(0, 10), replace=False) for _ in range(n_users)]
+    factors = (1.0, 0.25, 4.0)
+    got = rank_query_variants(
+        queries, catalogue, layout.content_cols, factors, 10, exclude, now=now, memory_budget_bytes=3000
+    )
+    for factor, ranked in zip(factors, got, strict=True):
+        scaled = queries.copy()
+        scaled[:, layout.content_cols] *= factor
+        np.testing.assert_array_equal(ranked, rank(scaled, catalogue, 10, exclude, now=now)[0])
