@@ -323,7 +323,8 @@ def choose_ensemble(
     """Which trials to serve together with the chosen one, as the mean of their scores
     (``recsys.model.ensemble``), up to ``base.ensemble_members``: the other trials, best validation
     NDCG@10 first, each added if the ensemble with it ranks the validation users better than
-    without it (new videos are judged once, on the whole). The ensemble's new-video scoring
+    without it, every video scored as the towers give it (new videos are judged once, on the
+    whole: ``single_val_ndcg@10_as_trained`` is where the steps start). The ensemble's new-video scoring
     is then chosen anew (``choose_new_video_scoring``), and it replaces the chosen trial only if
     it still scores better on validation and keeps new videos safe against it. Returns the model
     to serve (refit by the caller member by member) and the record (``members``: each one's
@@ -340,7 +341,15 @@ def choose_ensemble(
     assert val is not None
     results = [f[1] for f in fitted]
     single = validation_per_user(results[chosen], val)
-    members, best = [chosen], float(single[0].mean())
+    # Members are added judged with every video scored as the towers give it (the ensemble's own
+    # new-video scoring is chosen once the members are known): combined rows average the members'
+    # content columns, so members scoring new videos with different prior weights would be
+    # scored as none of them (on MovieTweetings' per-user split a pair then fell below both).
+    layouts = [r.layout for r in results]
+    for r in results:
+        r.layout = replace(r.layout, new_video_scale=1.0, new_video_offset=0.0, new_video_prior=1.0)
+    members, best = [chosen], float(validation_per_user(results[chosen], val)[0].mean())
+    as_trained = best
     steps: list[dict[str, object]] = []
     order = sorted(
         (i for i in range(len(rows)) if i != chosen),
@@ -364,14 +373,22 @@ def choose_ensemble(
             }
             for i in kept
         ]
-        return {"members": spec, "steps": steps, "single_val_ndcg@10": round(float(single[0].mean()), 5), **extra}
+        return {
+            "members": spec,
+            "steps": steps,
+            "single_val_ndcg@10": round(float(single[0].mean()), 5),
+            "single_val_ndcg@10_as_trained": round(as_trained, 5),
+            **extra,
+        }
 
     if len(members) == 1:
+        for r, layout in zip(results, layouts, strict=True):
+            r.layout = layout
         return results[chosen], record([chosen], reason="no other trial made the ensemble better on validation")
-    layouts = {i: results[i].layout for i in members}
-    for i in members:  # the ensemble's new-video scoring is chosen for it, over the members as trained
-        results[i].layout = replace(results[i].layout, new_video_scale=1.0, new_video_offset=0.0, new_video_prior=1.0)
-    ensemble = ensemble_of([results[i] for i in members])
+    for i, (r, layout) in enumerate(zip(results, layouts, strict=True)):
+        if i not in members:
+            r.layout = layout
+    ensemble = ensemble_of([results[i] for i in members])  # new-video scoring chosen for it, as a whole
     new_videos = choose_new_video_scoring(ensemble, ds, data) if base.tune_new_videos else {}
     ensemble.layout = replace(ensemble.layout, **(new_videos.get("chosen") or {}))  # type: ignore[arg-type]
     per_user, cold = validation_per_user(ensemble, val)
@@ -384,8 +401,8 @@ def choose_ensemble(
     if float(per_user.mean()) >= float(single[0].mean()) and new_videos_safe(row):
         log.info("serving %d trials as one: validation ndcg@10 %.4f", len(members), per_user.mean())
         return ensemble, record(members, new_videos=new_videos, served=summary)
-    for i, layout in layouts.items():
-        results[i].layout = layout
+    for i in members:
+        results[i].layout = layouts[i]
     return results[chosen], record(
         [chosen], reason="the ensemble as served was not better on validation", tried=summary
     )

@@ -196,7 +196,10 @@ def combine_members(rows: list[np.ndarray], dim: int, query: bool) -> np.ndarray
     divided by the number of members), the rest (bias column, content columns) averaged. The dot
     product of a combined query and a combined item row is then the mean of the members' scores:
     each member's embeddings meet only their own, and the rest is the same on the item side (the
-    content vectors) or on the query side (the bias column's 1) for every member."""
+    content vectors) or on the query side (the bias column's 1) for every member. Not for new
+    videos' rows of members with different ``new_video_prior``: their content columns differ, and
+    the product of the averages is then not the average of the products (``choose_ensemble`` judges
+    members with new videos as the towers give them and scores new videos for the whole)."""
     k = len(rows)
     if k == 1:
         return np.asarray(rows[0], np.float32)
