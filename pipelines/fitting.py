@@ -348,21 +348,7 @@ def choose_ensemble(
     layouts = [r.layout for r in results]
     for r in results:
         r.layout = replace(r.layout, new_video_scale=1.0, new_video_offset=0.0, new_video_prior=1.0)
-    members, best = [chosen], float(validation_per_user(results[chosen], val)[0].mean())
-    as_trained = best
-    steps: list[dict[str, object]] = []
-    order = sorted(
-        (i for i in range(len(rows)) if i != chosen),
-        key=lambda i: -float(rows[i]["val_ndcg@10"]),  # type: ignore[arg-type]
-    )
-    for i in order:
-        if len(members) >= base.ensemble_members:
-            break
-        score = float(validation_per_user(ensemble_of([results[j] for j in members + [i]]), val)[0].mean())
-        steps.append({"setting": rows[i]["setting"], "val_ndcg@10": round(score, 5), "added": score > best})
-        if score > best:
-            members.append(i)
-            best = score
+    members, steps, as_trained = add_members(base.ensemble_members, rows, results, chosen, val)
 
     def record(kept: list[int], **extra: object) -> dict[str, object]:
         spec = [
@@ -406,6 +392,28 @@ def choose_ensemble(
     return results[chosen], record(
         [chosen], reason="the ensemble as served was not better on validation", tried=summary
     )
+
+
+def add_members(
+    limit: int, rows: list[dict[str, object]], results: list[TrainResult], chosen: int, val: ValidationSet
+) -> tuple[list[int], list[dict[str, object]], float]:
+    """``choose_ensemble``'s greedy steps over the trials' ``results`` as they score now: from the
+    ``chosen`` one, the others best validation NDCG@10 first (``rows``), each kept if the ensemble
+    with it ranks the validation users better, up to ``limit`` members. Returns (the members'
+    indices, the steps' record, the chosen trial's validation NDCG@10 where the steps start)."""
+    from recsys.model.ensemble import ensemble_of
+
+    members, best = [chosen], float(validation_per_user(results[chosen], val)[0].mean())
+    start, steps = best, []
+    for i in sorted((i for i in range(len(rows)) if i != chosen), key=lambda i: -float(rows[i]["val_ndcg@10"])):  # type: ignore[arg-type]
+        if len(members) >= limit:
+            break
+        score = float(validation_per_user(ensemble_of([results[j] for j in members + [i]]), val)[0].mean())
+        steps.append({"setting": rows[i]["setting"], "val_ndcg@10": round(score, 5), "added": score > best})
+        if score > best:
+            members.append(i)
+            best = score
+    return members, steps, start
 
 
 def served_choices(cfg: TwoTowerConfig, result: TrainResult, ds: dataset.Dataset, data: FitData) -> dict[str, object]:

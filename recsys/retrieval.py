@@ -79,6 +79,19 @@ def rank(
     return top_k(queries, catalogue.at(at), k, exclude, ann_min_items=ann_min_items)
 
 
+def _subset(catalogue: Catalogue, of: np.ndarray) -> Catalogue:
+    """The catalogue of the videos ``of`` (indices), in that order."""
+    pick = [None if a is None else np.asarray(a)[of] for a in (catalogue.birth, catalogue.birth_from_event)]
+    return Catalogue(catalogue.rows[of], catalogue.layout, *pick)
+
+
+def _positions(exclude: Sequence[np.ndarray], of: np.ndarray, n_items: int) -> list[np.ndarray]:
+    """Each user's excluded videos among ``of``, as positions in it."""
+    pos = np.full(n_items, -1, np.int64)
+    pos[of] = np.arange(len(of))
+    return [p[p >= 0] for p in (pos[np.asarray(e, np.int64)] for e in exclude)]
+
+
 def rank_new_video_variants(
     queries: np.ndarray,
     catalogue: Catalogue,
@@ -103,38 +116,17 @@ def rank_new_video_variants(
     MovieTweetings' per-user split (6,769 validation users, 10,506 videos) took 66 s as 63 rankings,
     7 s this way (``choose_new_video_scoring`` as a whole, content_only's floor included)."""
     base = catalogue.layout
-    for layout in layouts:
-        if (layout.dim, layout.bias, layout.content_dim, layout.freshness, layout.freshness_per_day) != (
-            base.dim,
-            base.bias,
-            base.content_dim,
-            base.freshness,
-            base.freshness_per_day,
-        ):
-            raise ValueError("layouts may differ from the catalogue's only in how new videos are scored")
-    rows, n_items, n = catalogue.rows, len(catalogue.rows), len(queries)
-    new_mask = np.asarray(new_items, bool)
-    new_idx, old_idx = np.flatnonzero(new_mask), np.flatnonzero(~new_mask)
+    shared = ("dim", "bias", "content_dim", "freshness", "freshness_per_day")
+    if any(getattr(layout, f) != getattr(base, f) for layout in layouts for f in shared):
+        raise ValueError("layouts may differ from the catalogue's only in how new videos are scored")
+    n_items, n = len(catalogue.rows), len(queries)
+    new_idx, old_idx = np.flatnonzero(np.asarray(new_items, bool)), np.flatnonzero(~np.asarray(new_items, bool))
     k = min(k, n_items)
 
-    def part(of: np.ndarray) -> Catalogue:
-        birth, from_event = catalogue.birth, catalogue.birth_from_event
-        return Catalogue(
-            rows[of],
-            base,
-            None if birth is None else np.asarray(birth)[of],
-            None if from_event is None else np.asarray(from_event)[of],
-        )
-
-    def positions(of: np.ndarray) -> list[np.ndarray]:
-        pos = np.full(n_items, -1, np.int64)
-        pos[of] = np.arange(len(of))
-        return [p[p >= 0] for p in (pos[np.asarray(e, np.int64)] for e in exclude)]
-
     if len(old_idx):
-        old = part(old_idx)
+        old = _subset(catalogue, old_idx)
         top_old, top_old_scores = topk_with_exclusions(
-            queries, old.rows, k, positions(old_idx), add_scores=old.per_user(now)
+            queries, old.rows, k, _positions(exclude, old_idx, n_items), add_scores=old.per_user(now)
         )
         top_old = np.where(top_old >= 0, old_idx[np.maximum(top_old, 0)], -1)
     else:
@@ -144,8 +136,12 @@ def rank_new_video_variants(
         for o in out:
             o[:] = top_old
         return out
-    new = part(new_idx)
-    new_rows, new_excl, new_fresh = new.rows.astype(np.float32), positions(new_idx), new.per_user(now)
+    new = _subset(catalogue, new_idx)
+    new_rows, new_excl, new_fresh = (
+        new.rows.astype(np.float32),
+        _positions(exclude, new_idx, n_items),
+        new.per_user(now),
+    )
     emb_t = np.ascontiguousarray(new_rows[:, : base.dim].T)
     content_t = np.ascontiguousarray(new_rows[:, base.content_cols].T) if base.content_dim else None
     block = max(1, min(n, memory_budget_bytes // (4 * 4 * len(new_idx))))
