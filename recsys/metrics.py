@@ -87,6 +87,16 @@ def beyond_accuracy(ranked: np.ndarray, train_counts: np.ndarray, k: int) -> dic
     }
 
 
+def mask_excluded(scores: np.ndarray, exclude: Sequence[np.ndarray]) -> None:
+    """Set row i's columns ``exclude[i]`` of a C-contiguous [b, n] score block to -inf, in place."""
+    lens = np.fromiter((len(e) for e in exclude), np.int64, count=len(exclude))
+    if lens.sum():
+        flat = np.concatenate([np.asarray(e, np.int64) for e in exclude]) + np.repeat(
+            np.arange(len(exclude), dtype=np.int64) * scores.shape[1], lens
+        )
+        scores.reshape(-1)[flat] = -np.inf
+
+
 def topk_from_scores(
     scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +113,8 @@ def topk_from_scores(
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     scores = np.ascontiguousarray(scores, dtype=np.float32)
-    if exclude is not None and len(exclude):
-        lens = np.fromiter((len(e) for e in exclude), np.int64, count=len(exclude))
-        if lens.sum():
-            flat = np.concatenate([np.asarray(e, np.int64) for e in exclude]) + np.repeat(
-                np.arange(len(exclude), dtype=np.int64) * n_items, lens
-            )
-            scores.reshape(-1)[flat] = -np.inf
+    if exclude is not None:
+        mask_excluded(scores, exclude)
     idx = np.empty((b, k), np.int64)
     sc = np.empty((b, k), np.float32)
     topk_rows(scores, k, idx, sc)

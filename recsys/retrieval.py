@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.metrics import topk_from_scores, topk_with_exclusions
+from recsys.metrics import mask_excluded, topk_from_scores, topk_with_exclusions
 from recsys.scoring import ScoreLayout, freshness_adder
 
 
@@ -157,8 +157,7 @@ def rank_new_video_variants(
             rest += q_bias * new_rows[None, :, base.bias_col]
         if new_fresh is not None:
             rest += new_fresh(s, e)
-        for r, excl in enumerate(new_excl[s:e]):
-            rest[r, excl] = -np.inf
+        mask_excluded(rest, new_excl[s:e])
         ids = np.concatenate([top_old[s:e], np.broadcast_to(new_idx, (e - s, len(new_idx)))], axis=1)
         for layout, o in zip(layouts, out, strict=True):
             scores = np.float32(layout.new_video_scale) * emb + rest
@@ -201,8 +200,7 @@ def rank_query_variants(
         full = q @ rows_t
         if fresh is not None:
             full += fresh(s, e)
-        for r, excl in enumerate(exclude[s:e]):
-            full[r, np.asarray(excl, np.int64)] = -np.inf
+        mask_excluded(full, exclude[s:e])
         part = q[:, columns] @ part_t
         for factor, o in zip(factors, out, strict=True):
             o[s:e] = topk_from_scores(full + np.float32(factor - 1.0) * part, k)[0]
